@@ -1,0 +1,48 @@
+"""Vision branch: MONAI's Swin UNETR, returning every decoder stage instead of logits."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import SwinUNETR
+from torch import nn
+
+
+class MoMESwinUNETR(SwinUNETR):
+    """Swin UNETR whose forward returns ``[dec4, dec3, dec2, dec1, dec0, out]``.
+
+    For a ``B×1×96³`` input and feature size ``f`` the stages are
+    ``dec4 B×16f×3³, dec3 B×8f×6³, dec2 B×4f×12³, dec1 B×2f×24³, dec0 B×f×48³, out B×f×96³``.
+    Module names match MONAI (``swinViT``, ``encoder*``, ``decoder*``), so MONAI's self-supervised
+    Swin weights load with ``load_from``. The segmentation conv ``out`` of the parent is dropped:
+    MoME's class heads replace it, and an unused parameter would break DDP.
+    """
+
+    def __init__(self, in_channels: int = 1, feature_size: int = 48, use_checkpoint: bool = False):
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=1,
+            feature_size=feature_size,
+            drop_rate=0.0,
+            attn_drop_rate=0.0,
+            dropout_path_rate=0.0,
+            use_checkpoint=use_checkpoint,
+            spatial_dims=3,
+            use_v2=False,
+        )
+        self.out = nn.Identity()
+
+    def forward(self, x_in: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
+        if not torch.jit.is_scripting() and not torch.jit.is_tracing():
+            self._check_input_size(x_in.shape[2:])
+        hidden = self.swinViT(x_in, self.normalize)
+        enc0 = self.encoder1(x_in)
+        enc1 = self.encoder2(hidden[0])
+        enc2 = self.encoder3(hidden[1])
+        enc3 = self.encoder4(hidden[2])
+        dec4 = self.encoder10(hidden[4])
+        dec3 = self.decoder5(dec4, hidden[3])
+        dec2 = self.decoder4(dec3, enc3)
+        dec1 = self.decoder3(dec2, enc2)
+        dec0 = self.decoder2(dec1, enc1)
+        out = self.decoder1(dec0, enc0)
+        return [dec4, dec3, dec2, dec1, dec0, out]

@@ -1,0 +1,99 @@
+"""The MoME network: Swin UNETR experts + text-guided pixel-wise router + class-specific heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbone import MoMESwinUNETR
+from .config import DECODER_STAGES, MoMEConfig
+from .experts import ExpertBank
+from .heads import DynamicHeadController, GlobalImageFeature, TextProjection, apply_dynamic_head
+from .layers import norm_act_conv
+from .router import TextGuidedRouter
+
+
+class MoME(nn.Module):
+    """Segment the K classes named by their text embeddings.
+
+    ``forward(image B×C×X³, text K×T or B×K×T) → logits B×K×X³`` (one sigmoid channel per class,
+    so an organ and its tumour may overlap). Only the requested K classes are computed: the backbone
+    and the experts run once per image; the router, fusion and heads run per class, in chunks of
+    ``class_chunk`` classes so that memory stays bounded however many structures are prompted.
+    """
+
+    def __init__(self, config: MoMEConfig, class_chunk: int = 8):
+        super().__init__()
+        self.config = config
+        self.class_chunk = class_chunk
+        c = config
+        self.backbone = MoMESwinUNETR(c.in_channels, c.feature_size, c.use_checkpoint)
+        self.global_feature = GlobalImageFeature(c.stage_channels("dec4"), c.global_dim)
+        self.text_projection = TextProjection(c.text_dim, c.text_proj_dim)
+        self.controller = DynamicHeadController(c.global_dim + c.text_proj_dim, c.expert_dim, c.head_hidden)
+        if c.variant == "mome":
+            self.experts = ExpertBank({s: c.stage_channels(s) for s in c.expert_stages}, c.expert_dim)
+            self.router = TextGuidedRouter(
+                c.num_experts, c.expert_dim, c.text_proj_dim, c.router_dim, c.router_top_k, c.router_temperature
+            )
+        else:  # universal: one shared pre-classifier on the last decoder output
+            self.precls = norm_act_conv(c.stage_channels("out"), c.expert_dim)
+
+    @property
+    def is_mome(self) -> bool:
+        return self.config.variant == "mome"
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_gates(image, text, return_gates=False)[0]
+
+    def forward_with_gates(
+        self, image: torch.Tensor, text: torch.Tensor, return_gates: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``B×K×X³`` and, for MoME with ``return_gates``, gates ``B×K×N_E×X³``.
+
+        The gates show which decoder scales each structure relied on at every voxel (they sum to 1
+        over the experts). The universal variant has no gates and returns ``None``.
+        """
+        b = image.shape[0]
+        size = tuple(image.shape[2:])
+        if text.dim() == 2:
+            text = text[None].expand(b, -1, -1)
+        stages = dict(zip(DECODER_STAGES, self.backbone(image)))
+        omega = self.text_projection(text.to(image.dtype))  # B×K×256
+        heads = self.controller(self.global_feature(stages["dec4"]), omega)
+
+        if self.is_mome:
+            experts = self.experts(stages, size)  # B×N_E×D×X³
+            keys = self.router.keys(experts)
+        else:
+            shared = self.precls(stages["out"])  # B×D×X³
+
+        logits, gates = [], []
+        for start in range(0, omega.shape[1], self.class_chunk):
+            chunk = slice(start, start + self.class_chunk)
+            chunk_heads = [(w[:, chunk], bias[:, chunk]) for w, bias in heads]
+            if self.is_mome:
+                g = self.router.gates(keys, omega[:, chunk])
+                fused = self.router.fuse(experts, g)
+                if return_gates:
+                    gates.append(g)
+            else:
+                k = omega[:, chunk].shape[1]
+                fused = shared[:, None].expand(-1, k, *shared.shape[1:])
+            logits.append(apply_dynamic_head(fused, chunk_heads))
+        out = torch.cat(logits, dim=1)
+        return out, (torch.cat(gates, dim=1) if gates else None)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups used by fine-tuning freeze presets and by the optimiser."""
+        groups = {
+            "backbone": list(self.backbone.parameters()),
+            "experts": list(self.experts.parameters()) if self.is_mome else list(self.precls.parameters()),
+            "router": list(self.router.parameters()) if self.is_mome else [],
+            "heads": [
+                *self.global_feature.parameters(),
+                *self.text_projection.parameters(),
+                *self.controller.parameters(),
+            ],
+        }
+        return groups

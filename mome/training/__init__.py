@@ -1,0 +1,1 @@
+"""Training engine: data, partial-label loss, optimisation, checkpoints, fine-tuning, DDP."""
