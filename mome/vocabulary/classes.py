@@ -200,15 +200,21 @@ class Vocabulary:
         """Up to ``n`` classes whose names or synonyms look most like ``name`` (best first)."""
         query = canonical_name(name)
         found: list[StructureClass] = []
-        # A strict cutoff first; a looser one only when nothing is close, so that typos get a
-        # focused list and badly garbled input still gets some help.
-        for cutoff in (0.6, 0.4):
-            for match in difflib.get_close_matches(query, self._index, n=n * 4, cutoff=cutoff):
-                cls = self._by_key[self._index[match]]
+
+        def add(spellings: Iterable[str]) -> None:
+            for spelling in spellings:
+                cls = self._by_key[self._index[spelling]]
                 if cls not in found:
                     found.append(cls)
-            if found:
-                break
+
+        # Whole-name similarity catches typos ("livr"); shared words catch names that are right
+        # but incomplete or extended ("heart ventricle" -> heart). A loose similarity is only the
+        # last resort, so that badly garbled input still gets some help.
+        add(difflib.get_close_matches(query, self._index, n=n * 4, cutoff=0.6))
+        words = {w for w in query.split() if len(w) > 2}
+        add(s for s in self._index if words & set(s.split()))
+        if not found:
+            add(difflib.get_close_matches(query, self._index, n=n * 4, cutoff=0.4))
         return found[:n]
 
     def um_classes(self) -> list[StructureClass]:

@@ -53,7 +53,13 @@ PRESETS: dict[str, tuple[str, ...]] = {
 }
 
 # Other spellings of preset names (American English, singular).
-_ALIASES = {"tumors": "tumours", "tumour": "tumours", "tumor": "tumours", "vessel": "vessels", "abdomen": "abdominal organs"}
+_ALIASES = {
+    "tumors": "tumours",
+    "tumour": "tumours",
+    "tumor": "tumours",
+    "vessel": "vessels",
+    "abdomen": "abdominal organs",
+}
 
 
 def preset_names() -> list[str]:

@@ -112,7 +112,11 @@ def build_terminology_context(classes: Iterable[StructureClass], context_name: s
                 assert c.type_modifier is not None
                 modifiers.setdefault(
                     c.type_modifier.value,
-                    {**_code_fields(c.type_modifier), "3dSlicerLabel": c.name, "recommendedDisplayRGBValue": list(c.color)},
+                    {
+                        **_code_fields(c.type_modifier),
+                        "3dSlicerLabel": c.name,
+                        "recommendedDisplayRGBValue": list(c.color),
+                    },
                 )
             entry["Modifier"] = list(modifiers.values())
 

@@ -1,0 +1,97 @@
+"""Dataset manifests: every problem is reported before training starts, in one clear report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from mome.training.data import prepare_case, validate_manifest
+from mome.training.manifest import ManifestError, load_manifest
+from mome.vocabulary import load_vocabulary
+from training_fixtures import phantom_manifest, write_phantom_case
+
+
+def _manifest(tmp_path, datasets):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"name": "t", "datasets": datasets}))
+    return path
+
+
+def test_valid_manifest_has_no_problems_and_partial_labels(tmp_path):
+    manifest = load_manifest(phantom_manifest(tmp_path))
+    assert validate_manifest(manifest, load_vocabulary()) == []
+    case = prepare_case(manifest.cases("train")[0], ["liver", "spleen", "kidney_left"], (3, 3, 3), (-175, 250))
+    assert case.labelled.tolist() == [True, True, False]  # kidney is unknown here, not background
+    assert case.target[0].sum() > 0 and case.target[1].sum() > 0 and case.target[2].sum() == 0
+    assert 0.0 <= case.image.min() and case.image.max() <= 1.0
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    p = write_phantom_case(tmp_path, "a")
+    shifted = sitk.ReadImage(str(p["labels"]))
+    shifted.SetSpacing((2.0, 2.0, 2.0))
+    sitk.WriteImage(shifted, str(tmp_path / "shifted.nii.gz"))
+    path = _manifest(tmp_path, [
+        {"name": "d1", "label_map": {"1": "liver"}, "cases": [  # value 2 is present but unmapped
+            {"id": "ok-but-unmapped", "image": p["image"].name, "labels": p["labels"].name},
+            {"id": "missing", "image": "nope.nii.gz", "labels": p["labels"].name},
+            {"id": "mismatch", "image": p["image"].name, "labels": "shifted.nii.gz"},
+        ]},
+        {"name": "d2", "cases": [{"id": "unknown-class", "image": p["image"].name,
+                                  "masks": {"livr": p["labels"].name}, "split": "val"}]},
+    ])
+    problems = validate_manifest(load_manifest(path), load_vocabulary())
+    text = "\n".join(problems)
+    assert "d1/ok-but-unmapped: label values [2] are not in dataset d1's label_map" in text
+    assert "d1/missing: image file" in text and "does not exist" in text
+    assert "d1/mismatch: labels geometry" in text and "resample the labels onto the image grid" in text
+    assert "d2/unknown-class: class 'livr' is not in the vocabulary (closest: liver" in text
+    assert len(problems) == 6  # the unmapped value is reported for each of the three d1 cases
+
+
+def test_structural_errors_raise_a_single_report(tmp_path):
+    path = _manifest(tmp_path, [
+        {"name": "d", "cases": [{"id": "x", "image": "a.nii.gz", "split": "testing", "roi": {"z": [5, 1]}},
+                                {"id": "y", "image": "a.nii.gz", "labels": "l.nii.gz"}]},
+    ])
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    msg = str(err.value)
+    assert "nothing was trained" in msg
+    assert "split 'testing' is not one of" in msg
+    assert "roi must map" in msg
+    assert "d/x: give 'labels'" in msg
+    assert "has 'labels' but dataset d has no label_map" in msg
+
+
+def test_no_training_case_is_a_problem(tmp_path):
+    p = write_phantom_case(tmp_path, "a")
+    path = _manifest(tmp_path, [{"name": "d", "label_map": {"1": "liver", "2": "spleen"}, "cases": [
+        {"id": "v", "image": p["image"].name, "labels": p["labels"].name, "split": "val"}]}])
+    assert "no case has split 'train'" in validate_manifest(load_manifest(path), load_vocabulary())
+
+
+def test_roi_keeps_physical_position(tmp_path):
+    p = write_phantom_case(tmp_path, "a")
+    path = _manifest(tmp_path, [{"name": "d", "label_map": {"1": "liver", "2": "spleen"}, "cases": [
+        {"id": "top", "image": p["image"].name, "labels": p["labels"].name, "roi": {"z": [24, 48]}}]}])
+    case = load_manifest(path).cases()[0]
+    full = prepare_case(case.__class__(**{**case.__dict__, "roi": {}}), ["liver"], (3, 3, 3), (-175, 250))
+    top = prepare_case(case, ["liver"], (3, 3, 3), (-175, 250))
+    assert top.image.shape[1] == 24
+    np.testing.assert_array_equal(top.target[0], full.target[0][24:])
+
+
+def test_tumour_voxels_also_count_as_organ(tmp_path):
+    p = write_phantom_case(tmp_path, "a")
+    # Reinterpret the phantom: value 1 = liver, value 2 (a separate blob) = liver tumour.
+    path = _manifest(tmp_path, [{"name": "d", "label_map": {"1": "liver", "2": "liver_tumor"}, "cases": [
+        {"id": "c", "image": p["image"].name, "labels": p["labels"].name}]}])
+    case = load_manifest(path).cases()[0]
+    prepared = prepare_case(case, ["liver", "liver_tumor"], (3, 3, 3), (-175, 250),
+                            parents={"liver_tumor": ["liver"]})
+    tumour, liver = prepared.target[1].astype(bool), prepared.target[0].astype(bool)
+    assert tumour.any() and (liver[tumour]).all()

@@ -1,0 +1,44 @@
+"""``mome`` command line: one subcommand per module in this package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+
+from .. import __version__
+
+# Each module defines ``register(subparsers)``; its parser's ``func(args) -> int`` runs the command.
+SUBCOMMANDS = ("segment", "classes", "models", "train", "finetune", "evaluate")
+
+
+def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
+    # SIGTERM (Slicer's Cancel, a scheduler) takes the same clean path as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mome", description="Text-prompted CT segmentation (MoME)")
+    parser.add_argument("--version", action="version", version=f"mome {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"mome.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("mome: cancelled; no partial output was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""``mome segment``: segment the structures named in ``--prompts`` in one CT.
+
+The extension of ``--output`` picks the format: ``.seg.nrrd`` is a Slicer segmentation (segments
+may overlap; names, colours, terminology and the algorithm are recorded), ``.nrrd``/``.nii``/
+``.nii.gz``/``.mha`` a label map with values 1..K in prompt order (a later prompt wins where two
+overlap). Every output lies on exactly the input's voxel grid and is written atomically: all
+outputs are staged under temporary names and moved into place only once every one of them is
+complete, so Ctrl-C or SIGTERM leaves no partial file behind.
+
+Exit codes: 0 success, 2 a problem with the request (input, prompts, model, outputs), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from ..progress import JsonLinesProgress, Progress, make_progress
+
+log = logging.getLogger("mome.segment")
+
+SEGMENTATION_SUFFIXES = (".seg.nrrd",)
+LABELMAP_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".mha")
+STATS_SUFFIXES = (".csv", ".json")
+
+
+class RequestError(ValueError):
+    """A problem with what the user asked for; reported in one line with exit code 2."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment named structures in a CT",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example: mome segment ct.nii.gz --prompts "liver, spleen, left kidney" --output out.seg.nrrd',
+    )
+    p.add_argument("input", help="CT volume (NIfTI, NRRD, MHA) or DICOM series folder/file")
+    p.add_argument("--prompts", required=True, help='structures to segment, e.g. "liver, spleen; left kidney"')
+    p.add_argument("--output", "-o", required=True, type=Path,
+                   help="segmentation file: .seg.nrrd (Slicer) or .nrrd/.nii/.nii.gz/.mha (label map)")
+    p.add_argument("--labelmap", type=Path, help="also write a label map (.nrrd/.nii/.nii.gz/.mha)")
+    p.add_argument("--dicom-seg", type=Path, help="also write a DICOM-SEG (.dcm); the input must be a DICOM series")
+    p.add_argument("--stats", type=Path, help="also write per-structure volume and HU statistics (.csv or .json)")
+    p.add_argument("--preview", type=Path, help="also write a PNG preview with the masks overlaid")
+    p.add_argument("--model", default=None, help="installed model name or package folder/.zip (default: mome-mini)")
+    p.add_argument("--fast", action="store_true", help="coarser resampling (package fast_spacing): quicker, less precise")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="compute device (default: auto)")
+    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap in [0, 1) (default 0.5)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
+    p.add_argument("--sw-batch-size", type=int, default=None, help="windows per forward pass (default: from free memory)")
+    p.add_argument("--no-postprocess", action="store_true", help="switch off all anatomical clean-up")
+    p.add_argument("--no-largest-component", action="store_true", help="keep every piece of organs")
+    p.add_argument("--no-lesion-in-organ", action="store_true", help="keep tumour/cyst voxels outside their organ")
+    p.add_argument("--no-lung-split", action="store_true", help="do not reassign lung voxels by body side")
+    p.add_argument("--allow-free-text", action="store_true",
+                   help="segment names the vocabulary does not know from their text alone (zero-shot)")
+    p.add_argument("--progress", default="auto", choices=("auto", "bar", "json", "none"),
+                   help="progress display; json = one JSON object per line on stdout (default: auto)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = make_progress(args.progress)
+    json_mode = isinstance(progress, JsonLinesProgress)
+    try:
+        return _segment(args, progress)
+    except KeyboardInterrupt:
+        if json_mode:
+            progress.error("cancelled; no partial output was left behind")
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the user in one readable form
+        if _is_request_error(exc):
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if json_mode:
+                progress.error(message)
+            else:
+                print(f"mome segment: error: {message}", file=sys.stderr)
+            return 2
+        if json_mode:
+            progress.error(f"internal error: {exc}", traceback.format_exc())
+            return 1
+        raise
+
+
+def _is_request_error(exc: BaseException) -> bool:
+    from ..inference import ClassNotSupportedError, DeviceUnavailableError, ModelNotFoundError
+    from ..io.errors import ImageReadError
+    from ..package import PackageFormatError, PackageIntegrityError
+    from ..text import TextEncoderUnavailableError
+    from ..vocabulary import UnknownStructureError
+
+    request_errors = (
+        RequestError, ImageReadError, UnknownStructureError, ClassNotSupportedError, ModelNotFoundError,
+        DeviceUnavailableError, PackageFormatError, PackageIntegrityError, TextEncoderUnavailableError,
+        FileNotFoundError, FileExistsError,
+    )
+    return isinstance(exc, request_errors)
+
+
+def _segment(args: argparse.Namespace, progress: Progress) -> int:
+    started = time.perf_counter()
+    outputs = _planned_outputs(args)
+    _check_outputs(outputs, args.overwrite)
+
+    from ..inference import DEFAULT_MODEL, PostprocessOptions, Segmenter, locate_model
+    from ..io.reading import read_ct
+    from ..package import ModelPackage
+    from ..vocabulary import load_vocabulary, parse_prompts
+
+    if not 0 <= args.overlap < 1:
+        raise RequestError(f"--overlap must be in [0, 1), got {args.overlap}")
+    if not 0 < args.threshold < 1:
+        raise RequestError(f"--threshold must be between 0 and 1, got {args.threshold}")
+
+    parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_free_text)
+    warnings = list(parsed.warnings)
+
+    progress.update("load", 0.0, "reading the CT")
+    loaded = read_ct(args.input)
+    warnings += loaded.warnings
+    if "dicom_seg" in outputs and not loaded.dicom_files:
+        raise RequestError(
+            f"--dicom-seg needs a DICOM series as input (a folder of .dcm files), but {args.input} is a "
+            "volume file without DICOM headers to reference; write .seg.nrrd or a label map instead"
+        )
+
+    progress.update("load", 0.0, "loading the model")
+    clock = time.perf_counter()
+    package = ModelPackage.load(locate_model(args.model or DEFAULT_MODEL))
+    postprocess = PostprocessOptions(
+        enabled=not args.no_postprocess,
+        largest_component=not args.no_largest_component,
+        lesions_in_organ=not args.no_lesion_in_organ,
+        lung_split=not args.no_lung_split,
+        threshold=args.threshold,
+    )
+    segmenter = Segmenter(package, device=args.device, fast=args.fast, overlap=args.overlap,
+                          postprocess=postprocess, sw_batch_size=args.sw_batch_size)
+    load_seconds = time.perf_counter() - clock
+
+    result = segmenter.segment(loaded.image, parsed.classes, progress=progress)
+    warnings += result.warnings
+    for warning in warnings:
+        log.warning(warning)
+
+    clock = time.perf_counter()
+    algorithm = f"MoME {package.info.name} {package.info.version}"
+    writers = _writers(outputs, result, loaded, package, algorithm)
+    with ExitStack() as staging:
+        from ..io.atomic import atomic_write
+
+        for kind, path in outputs.items():
+            progress.update("write", 0.0, f"writing {path.name}")
+            writers[kind](staging.enter_context(atomic_write(path)))
+        # Leaving the stack moves every staged file onto its name; an error or Ctrl-C before this
+        # point removes all of them.
+    timings = {"load_model": round(load_seconds, 3), **result.timings,
+               "write": round(time.perf_counter() - clock, 3), "total": round(time.perf_counter() - started, 3)}
+
+    summary = {
+        "outputs": {kind: str(path) for kind, path in outputs.items()},
+        "classes": [
+            {"key": c.key, "name": c.name, "label_value": i + 1, "voxels": int(m.sum()), "trained": c.trained}
+            for i, (c, m) in enumerate(zip(result.classes, result.masks))
+        ],
+        "model": {"name": package.info.name, "version": package.info.version},
+        "device": result.device_used,
+        "timings": timings,
+        "warnings": warnings,
+        "postprocess_notes": result.notes,
+    }
+    progress.done(**summary)
+    if not isinstance(progress, JsonLinesProgress):
+        empty = [c["name"] for c in summary["classes"] if c["voxels"] == 0]
+        print(f"Segmented {len(result.classes)} structure(s) with {algorithm} on {result.device_used} "
+              f"in {timings['total']:.1f} s; wrote {', '.join(summary['outputs'].values())}")
+        if empty:
+            print(f"Empty (nothing found): {', '.join(empty)}")
+    return 0
+
+
+def _planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """kind → path of every requested output, checking each extension."""
+    from ..io.atomic import full_suffix
+
+    def suffix(path: Path) -> str:
+        return full_suffix(path).lower()
+
+    outputs: dict[str, Path] = {}
+    out_suffix = suffix(args.output)
+    if out_suffix in SEGMENTATION_SUFFIXES:
+        outputs["segmentation"] = args.output
+    elif out_suffix in LABELMAP_SUFFIXES:
+        outputs["labelmap"] = args.output
+    else:
+        raise RequestError(
+            f"--output {args.output} has an unsupported extension; use .seg.nrrd (Slicer segmentation) "
+            f"or one of {', '.join(LABELMAP_SUFFIXES)} (label map)"
+        )
+    if args.labelmap is not None:
+        if suffix(args.labelmap) not in LABELMAP_SUFFIXES:
+            raise RequestError(f"--labelmap {args.labelmap} must end with one of {', '.join(LABELMAP_SUFFIXES)}")
+        if "labelmap" in outputs:
+            raise RequestError("--output is already a label map; give --labelmap only with a .seg.nrrd --output")
+        outputs["labelmap"] = args.labelmap
+    if args.dicom_seg is not None:
+        outputs["dicom_seg"] = args.dicom_seg
+    if args.stats is not None:
+        if suffix(args.stats) not in STATS_SUFFIXES:
+            raise RequestError(f"--stats {args.stats} must end with .csv or .json")
+        outputs["stats"] = args.stats
+    if args.preview is not None:
+        if suffix(args.preview) != ".png":
+            raise RequestError(f"--preview {args.preview} must end with .png")
+        outputs["preview"] = args.preview
+    resolved = [p.resolve() for p in outputs.values()]
+    if len(set(resolved)) != len(resolved):
+        raise RequestError("two outputs have the same path; give each output its own file name")
+    return outputs
+
+
+def _check_outputs(outputs: dict[str, Path], overwrite: bool) -> None:
+    existing = [str(p) for p in outputs.values() if p.exists()]
+    if existing and not overwrite:
+        raise RequestError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace, or choose another name")
+    for path in outputs.values():
+        if path.is_dir():
+            raise RequestError(f"{path} is a folder; give a file name")
+
+
+def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any,
+             algorithm: str) -> dict[str, Callable[[Path], Any]]:
+    """kind → function writing that output to the (temporary) path it is given."""
+    from ..io.dicom_seg import write_dicom_seg
+    from ..io.labelmap import write_labelmap
+    from ..io.preview import render_preview
+    from ..io.seg_nrrd import write_seg_nrrd
+    from ..io.statistics import structure_statistics, write_statistics
+
+    image, masks, segments = loaded.image, result.masks, result.descriptors
+    writers: dict[str, Callable[[Path], Any]] = {
+        "segmentation": lambda path: write_seg_nrrd(
+            path, masks, image, segments, algorithm, _terminology_entries(result.classes)
+        ),
+        "labelmap": lambda path: write_labelmap(path, masks, image),
+        "stats": lambda path: write_statistics(path, structure_statistics(masks, image, segments)),
+        "preview": lambda path: render_preview(path, image, masks, segments),
+    }
+    if "dicom_seg" in outputs:
+        regions = {d.key: d.anatomic_region for d in segments if d.anatomic_region is not None}
+        writers["dicom_seg"] = lambda path: write_dicom_seg(
+            path, masks, image, loaded.dicom_files, segments, algorithm_name=f"MoME {package.info.name}",
+            algorithm_version=package.info.version, anatomic_regions=regions,
+        )
+    return writers
+
+
+def _terminology_entries(classes: list[Any]) -> list[str]:
+    """Slicer terminology per segment: MoME's own context for vocabulary classes (it lists every
+    vocabulary code), a descriptor-based entry for classes known only from the model package."""
+    from ..io.terminology import terminology_entry
+    from ..vocabulary import StructureClass, slicer_terminology_entry
+
+    return [
+        slicer_terminology_entry(c.source) if isinstance(c.source, StructureClass) else terminology_entry(c.descriptor)
+        for c in classes
+    ]

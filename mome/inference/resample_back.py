@@ -1,0 +1,94 @@
+"""Model-grid probabilities → masks on the input image's own grid.
+
+Preprocessing only ever moved, resampled and cropped voxels in physical space (``preprocess.py``),
+so undoing all of it is one physical-space resampling *onto the input grid itself*: the output
+has the input's size, spacing, origin and direction by construction, whatever its orientation
+(RAS NIfTI, LPS NRRD/DICOM, oblique). Probabilities are interpolated linearly and thresholded
+afterwards, which gives smoother masks than nearest-neighbour resampling of binary masks.
+
+Only the bounding box a class can reach is resampled: a linearly interpolated value can reach the
+threshold only within one model voxel of a voxel that does, so that box (grown by one voxel) is
+mapped to the input grid and everything outside it stays empty. This bounds time and memory by
+the structure's size, not the scan's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from .grid import VoxelGrid
+
+
+def probability_box(probabilities: np.ndarray, level: int) -> tuple[slice, slice, slice] | None:
+    """(z, y, x) slices of the voxels ``>= level`` grown by one voxel (clipped); None if there are none."""
+    inside = probabilities >= level
+    if not inside.any():
+        return None
+    box = []
+    for axis, n in enumerate(inside.shape):
+        hits = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(0, int(hits[0]) - 1), min(n, int(hits[-1]) + 2)))
+    return tuple(box)  # type: ignore[return-value]
+
+
+def source_box(grid: VoxelGrid, box: tuple[slice, slice, slice], source: VoxelGrid) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (x, y, z) start and size of the block of ``source`` voxels covering ``box`` of ``grid``."""
+    low = np.array([box[2].start, box[1].start, box[0].start], dtype=float)
+    high = np.array([box[2].stop - 1, box[1].stop - 1, box[0].stop - 1], dtype=float)
+    corners = np.array([[(low, high)[c][a] for a, c in enumerate(combo)] for combo in np.ndindex(2, 2, 2)])
+    index = source.physical_to_index(grid.index_to_physical(corners))
+    start = np.maximum(0, np.floor(index.min(axis=0))).astype(int)
+    stop = np.minimum(np.asarray(source.size), np.ceil(index.max(axis=0)) + 1).astype(int)
+    if np.any(stop <= start):
+        return None  # the structure lies outside the input's field of view
+    return start, stop - start
+
+
+def _resample_block(probabilities: np.ndarray, grid: VoxelGrid, box: tuple[slice, slice, slice],
+                    target: VoxelGrid) -> np.ndarray:
+    """Linear resampling of ``probabilities[box]`` onto ``target``: a float32 (z, y, x) array."""
+    block = np.ascontiguousarray(probabilities[box])
+    start = (box[2].start, box[1].start, box[0].start)
+    image = grid.sub_grid(start, block.shape[::-1]).image_from_array(block)
+    resampled = sitk.Resample(
+        image, list(target.size), sitk.Transform(), sitk.sitkLinear,
+        target.origin, target.spacing, target.direction, 0.0, sitk.sitkFloat32,
+    )
+    return sitk.GetArrayFromImage(resampled)
+
+
+def mask_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid, level: int) -> np.ndarray:
+    """Threshold-after-resampling of one class: uint8 probabilities (z, y, x) on ``grid`` → boolean
+    (z, y, x) mask on ``source``, where a voxel is inside when the interpolated value ≥ ``level``
+    (up to half a uint8 step, so the model-grid threshold is reproduced at coinciding voxel centres)."""
+    out = np.zeros(source.array_shape, dtype=bool)
+    box = probability_box(probabilities, level)
+    if box is None:
+        return out
+    placed = source_box(grid, box, source)
+    if placed is None:
+        return out
+    start, size = placed
+    values = _resample_block(probabilities, grid, box, source.sub_grid(tuple(start), tuple(size)))
+    out[start[2] : start[2] + size[2], start[1] : start[1] + size[1], start[0] : start[0] + size[0]] = (
+        values > level - 0.5
+    )
+    return out
+
+
+def probabilities_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid) -> np.ndarray:
+    """uint8 probabilities (×255) of one class resampled linearly onto ``source``; zero outside ``grid``."""
+    out = np.zeros(source.array_shape, dtype=np.uint8)
+    box = probability_box(probabilities, 1)
+    if box is None:
+        return out
+    placed = source_box(grid, box, source)
+    if placed is None:
+        return out
+    start, size = placed
+    values = _resample_block(probabilities, grid, box, source.sub_grid(tuple(start), tuple(size)))
+    out[start[2] : start[2] + size[2], start[1] : start[1] + size[1], start[0] : start[0] + size[0]] = np.clip(
+        np.rint(values), 0, 255
+    ).astype(np.uint8)
+    return out

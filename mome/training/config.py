@@ -1,0 +1,97 @@
+"""Training configuration (YAML/JSON), with defaults for every field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelSection:
+    size: str = "tiny"
+    variant: str = "mome"
+    text_encoder: str = "minilm"  # or "clip" (needs weights)
+    router_top_k: int | None = None
+
+
+@dataclass
+class DataSection:
+    manifest: str = ""
+    spacing: tuple[float, float, float] = (1.5, 1.5, 1.5)
+    patch_size: tuple[int, int, int] = (96, 96, 96)
+    hu_window: tuple[float, float] = (-175.0, 250.0)
+    crops_per_case: int = 2
+    tumour_oversampling: float = 5.0
+    # Heads/router cost grows with K: per step, train at most this many of the sample's labelled
+    # classes (those present first, tumours always). 0 = all.
+    max_classes_per_step: int = 0
+    augment: bool = True
+
+
+@dataclass
+class OptimSection:
+    steps: int = 2000
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    accumulation: int = 1
+    amp: str = "auto"  # auto | bf16 | fp16 | off (only used on CUDA)
+
+
+@dataclass
+class TrainConfig:
+    name: str = "mome-custom"
+    version: str = "1.0.0"
+    description: str = ""
+    output: str = "runs/mome-custom"
+    seed: int = 0
+    device: str = "auto"
+    validate_every: int = 100
+    checkpoint_every: int = 50
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    # Fine-tuning: start from this package (name or path) and freeze by preset.
+    base_model: str | None = None
+    freeze: str = "none"  # none | backbone | backbone+experts | heads-only, see finetune.FREEZE_PRESETS
+    classes: list[str] = field(default_factory=list)  # empty = every class in the manifest
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        sections = {"model": ModelSection, "data": DataSection, "optim": OptimSection}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}; known keys: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sections:
+                sec = sections[key]
+                sec_known = {f.name for f in fields(sec)}
+                bad = sorted(set(value) - sec_known)
+                if bad:
+                    raise ValueError(f"unknown keys in '{key}': {bad}; known: {sorted(sec_known)}")
+                value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+                kwargs[key] = sec(**value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        path = Path(path)
+        text = path.read_text()
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        cfg = cls.from_dict(data or {})
+        # Relative paths in a config file are relative to the file, like the manifest's.
+        if cfg.data.manifest and not Path(cfg.data.manifest).is_absolute():
+            cfg.data.manifest = str((path.parent / cfg.data.manifest).resolve())
+        return cfg

@@ -1,0 +1,191 @@
+"""Dataset manifests: datasets of (image, labels) cases, each with a map to vocabulary classes.
+
+A manifest is JSON or YAML::
+
+    name: my-data
+    datasets:
+      - name: abdomen
+        label_map: {1: spleen, 2: kidney_right, 5: liver, 9: null}   # value -> class key (null: other)
+        cases:
+          - {id: case01, image: img/01.nii.gz, labels: lab/01.nii.gz, split: train}
+          - {id: case01-top, image: img/01.nii.gz, labels: lab/01.nii.gz, roi: {z: [80, 112]}, split: val}
+      - name: vessels
+        cases:                                              # one binary mask per class
+          - {id: cta, image: cta.nii.gz, masks: {aorta: aorta.nii.gz}, split: val}
+      - name: slicer
+        seg_nrrd_folder: segs/        # *.seg.nrrd next to an image of the same stem (*.nrrd/.nii.gz)
+
+A class a dataset does not annotate is *unknown* for its cases, never background. A label value
+mapped to ``null`` is a structure outside the vocabulary of this run (background for the mapped
+classes). ``roi`` restricts a case to an index range per axis (x, y, z; start inclusive, end
+exclusive), e.g. to hold out a slab of a scan. Relative paths are resolved against the manifest's
+folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SPLITS = ("train", "val", "test")
+
+
+class ManifestError(ValueError):
+    """Every problem found in a manifest, reported at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"the training data has {len(problems)} problem(s); nothing was trained:\n{lines}")
+
+
+@dataclass
+class Case:
+    id: str
+    dataset: str
+    image: Path
+    split: str = "train"
+    labels: Path | None = None  # integer label map, read through the dataset's label_map
+    label_map: dict[int, str | None] = field(default_factory=dict)
+    roi: dict[str, tuple[int, int]] = field(default_factory=dict)  # axis name -> (start, end) indices
+    masks: dict[str, Path] = field(default_factory=dict)  # class key -> binary mask file
+    seg_nrrd: Path | None = None  # Slicer segmentation; segments mapped by terminology, then name
+
+    @property
+    def classes(self) -> list[str]:
+        """The classes this case annotates (the others are unknown, not background)."""
+        if self.masks:
+            return list(self.masks)
+        return list(dict.fromkeys(v for v in self.label_map.values() if v))
+
+
+@dataclass
+class Dataset:
+    name: str
+    cases: list[Case]
+
+
+@dataclass
+class Manifest:
+    name: str
+    datasets: list[Dataset]
+    source: Path | None = None
+
+    def cases(self, split: str | None = None) -> list[Case]:
+        return [c for d in self.datasets for c in d.cases if split is None or c.split == split]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(dict.fromkeys(k for c in self.cases() for k in c.classes))
+
+    def class_case_counts(self, split: str | None = None) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for case in self.cases(split):
+            for key in case.classes:
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the case list and file sizes: recorded in a model's provenance."""
+        digest = hashlib.sha256()
+        for c in self.cases():
+            files = [c.image, c.labels, c.seg_nrrd, *c.masks.values()]
+            for f in files:
+                if f is not None:
+                    size = f.stat().st_size if f.exists() else -1
+                    digest.update(f"{c.dataset}/{c.id}/{c.split}/{f.name}/{size}".encode())
+        return digest.hexdigest()
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError([f"manifest {path} does not exist"])
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ManifestError([f"manifest {path} is not valid {path.suffix[1:].upper()}: {exc}"]) from exc
+    return manifest_from_dict(data, path.parent, source=path)
+
+
+def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = None) -> Manifest:
+    problems: list[str] = []
+    datasets = []
+    if not isinstance(data, dict) or not data.get("datasets"):
+        raise ManifestError(["the manifest needs a non-empty 'datasets' list"])
+    for i, d in enumerate(data["datasets"]):
+        name = d.get("name") or f"dataset{i + 1}"
+        try:
+            label_map = {int(k): (str(v) if v else None) for k, v in (d.get("label_map") or {}).items()}
+        except (TypeError, ValueError):
+            problems.append(f"{name}: label_map keys must be integer label values")
+            label_map = {}
+        cases = []
+        for j, c in enumerate(d.get("cases") or []):
+            cid = str(c.get("id") or f"{name}-{j + 1}")
+            if "image" not in c:
+                problems.append(f"{name}/{cid}: no 'image'")
+                continue
+            split = c.get("split", "train")
+            if split not in SPLITS:
+                problems.append(f"{name}/{cid}: split {split!r} is not one of {SPLITS}")
+            case = Case(
+                id=cid,
+                dataset=name,
+                image=_resolve(root, c["image"]),
+                split=split,
+                labels=_resolve(root, c["labels"]) if c.get("labels") else None,
+                label_map=label_map,
+                masks={k: _resolve(root, v) for k, v in (c.get("masks") or {}).items()},
+                roi=_roi(c.get("roi"), f"{name}/{cid}", problems),
+            )
+            if case.labels is None and not case.masks:
+                problems.append(f"{name}/{cid}: give 'labels' (with the dataset's label_map) or 'masks'")
+            if case.labels is not None and not label_map:
+                problems.append(f"{name}/{cid}: has 'labels' but dataset {name} has no label_map")
+            cases.append(case)
+        if d.get("seg_nrrd_folder"):
+            cases += _cases_from_seg_nrrd_folder(name, _resolve(root, d["seg_nrrd_folder"]), problems)
+        if not cases:
+            problems.append(f"dataset {name} has no cases")
+        datasets.append(Dataset(name, cases))
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(str(data.get("name", "dataset")), datasets, source)
+
+
+def _roi(value, where: str, problems: list[str]) -> dict[str, tuple[int, int]]:
+    if not value:
+        return {}
+    roi = {}
+    for axis, rng in dict(value).items():
+        if axis not in ("x", "y", "z") or len(rng) != 2 or int(rng[0]) >= int(rng[1]):
+            problems.append(f"{where}: roi must map x/y/z to [start, end) with start < end, got {axis}: {rng}")
+            continue
+        roi[axis] = (int(rng[0]), int(rng[1]))
+    return roi
+
+
+def _resolve(root: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (root / p)
+
+
+def _cases_from_seg_nrrd_folder(name: str, folder: Path, problems: list[str]) -> list[Case]:
+    if not folder.is_dir():
+        problems.append(f"{name}: seg_nrrd_folder {folder} does not exist")
+        return []
+    cases = []
+    for seg in sorted(folder.glob("*.seg.nrrd")):
+        stem = seg.name[: -len(".seg.nrrd")]
+        images = [p for ext in (".nrrd", ".nii.gz", ".nii", ".mha") if (p := folder / f"{stem}{ext}").is_file()]
+        if not images:
+            problems.append(f"{name}/{stem}: no image {stem}.nrrd / .nii.gz next to {seg.name}")
+            continue
+        cases.append(Case(id=stem, dataset=name, image=images[0], seg_nrrd=seg))
+    return cases

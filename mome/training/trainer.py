@@ -1,0 +1,278 @@
+"""The training loop: partial-label MoME training, fine-tuning, resume, DDP, model package output."""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.optimizers import WarmupCosineSchedule
+from torch.nn.parallel import DistributedDataParallel
+
+from .. import __version__
+from ..model import MoME, MoMEConfig
+from ..package import ModelPackage, PackageClass, PackageInfo, Preprocessing
+from ..progress import NullProgress, Progress
+from ..vocabulary import Vocabulary, load_vocabulary
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import prepare_case, validate_manifest
+from .distributed import DistInfo, all_reduce_mean, barrier, setup_distributed
+from .finetune import apply_freeze
+from .loss import MaskedBCEDiceLoss
+from .manifest import Manifest, ManifestError, load_manifest
+from .sampling import UniformSampler, build_transforms
+from .validation import validate
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainResult:
+    package_path: Path | None
+    best_metrics: dict[str, float]
+    steps: int
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, manifest: Manifest | None = None, vocabulary: Vocabulary | None = None,
+                 progress: Progress | None = None, text_encoder=None):
+        self.cfg = cfg
+        self.progress = progress or NullProgress()
+        self.vocabulary = vocabulary or load_vocabulary()
+        self.manifest = manifest or load_manifest(cfg.data.manifest)
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda" and "LOCAL_RANK" in __import__("os").environ:
+            self.device = torch.device("cuda", int(__import__("os").environ["LOCAL_RANK"]))
+        self.dist: DistInfo = setup_distributed(self.device)
+        self.out = Path(cfg.output)
+        self._text_encoder = text_encoder
+
+        self.base = self._load_base() if cfg.base_model else None
+        self.classes = self._run_classes()
+        problems = validate_manifest(self.manifest, self.vocabulary)
+        if problems:
+            raise ManifestError(problems)
+        self.embeddings = self._class_embeddings()
+        self.model = self._build_model()
+        self.trainable_groups = apply_freeze(self.model, cfg.freeze)
+
+    # ------------------------------------------------------------------ setup
+    def _load_base(self) -> ModelPackage:
+        from ..hub import resolve_model
+
+        return ModelPackage.load(resolve_model(self.cfg.base_model))
+
+    def _run_classes(self) -> list[str]:
+        wanted = self.cfg.classes or self.manifest.classes
+        if self.base is not None:  # a fine-tuned model keeps knowing what its base knew
+            wanted = list(dict.fromkeys([*self.base.class_keys, *wanted]))
+        return list(wanted)
+
+    def _text(self):
+        if self._text_encoder is None:
+            from ..text import CachedTextEncoder, build_text_encoder
+
+            name = self.base.info.text_encoder if self.base else self.cfg.model.text_encoder
+            self._text_encoder = CachedTextEncoder(build_text_encoder(name))
+        return self._text_encoder
+
+    def _class_embeddings(self) -> torch.Tensor:
+        known = set(self.base.class_keys) if self.base else set()
+        rows = []
+        for key in self.classes:
+            if key in known:
+                rows.append(self.base.embeddings_for([key])[0])
+            else:  # a new class: its text embedding is its only new input
+                rows.append(self._text().embed_names([self.vocabulary.get(key).prompt])[0])
+        return torch.stack(rows).float()
+
+    def _build_model(self) -> MoME:
+        if self.base is not None:
+            model = self.base.build_model()
+        else:
+            cfg = self.cfg.model
+            model = MoME(MoMEConfig.from_size(cfg.size, variant=cfg.variant, text_dim=self.embeddings.shape[1],
+                                              router_top_k=cfg.router_top_k))
+        return model.to(self.device)
+
+    def preprocessing(self) -> Preprocessing:
+        if self.base is not None:
+            return self.base.preprocessing
+        d = self.cfg.data
+        return Preprocessing(spacing=tuple(d.spacing), fast_spacing=tuple(max(3.0, s) for s in d.spacing),
+                             hu_window=tuple(d.hu_window), patch_size=tuple(d.patch_size))
+
+    # ------------------------------------------------------------------ loop
+    def run(self, resume: bool = False) -> TrainResult:
+        cfg, opt_cfg = self.cfg, self.cfg.optim
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        pre = self.preprocessing()
+        kinds = {k: self.vocabulary.get(k).kind for k in self.classes}
+        parents = {k: list(self.vocabulary.get(k).parent) for k in self.classes}
+        self.progress.update("data", 0.0, "preparing training cases")
+        transforms = build_transforms(self.classes, kinds, parents, pre.spacing, pre.hu_window, pre.patch_size,
+                                      cfg.data.crops_per_case, cfg.data.tumour_oversampling, cfg.data.augment)
+        sampler = UniformSampler(self.manifest.cases("train"), transforms, cfg.seed, self.dist.rank)
+        val_cases = [prepare_case(c, self.classes, pre.spacing, pre.hu_window, parents=parents)
+                     for c in self.manifest.cases("val")] if self.dist.is_main else []
+
+        model = self.model
+        ddp = DistributedDataParallel(model) if self.dist.enabled else model
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+        scheduler = WarmupCosineSchedule(optimizer, warmup_steps=opt_cfg.warmup_steps, t_total=opt_cfg.steps)
+        amp_dtype = self._amp_dtype()
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        loss_fn = MaskedBCEDiceLoss()
+        embeddings = self.embeddings.to(self.device)
+
+        start, best, best_state, history = 0, {"score": -1.0, "dice": {}, "step": 0}, None, []
+        if resume:
+            ckpt = load_checkpoint(self.out)
+            if ckpt["classes"] != self.classes:
+                raise ValueError("the checkpoint was trained on other classes; resume with the same config")
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            scaler.load_state_dict(ckpt["scaler"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            start, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
+            best_state = ckpt.get("best_state")
+            log.info("resumed at step %d", start)
+
+        def checkpoint(step: int) -> None:
+            if self.dist.is_main:
+                save_checkpoint(self.out, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "step": step, "best": best, "best_state": best_state,
+                    "history": history, "classes": self.classes, "config": cfg.to_dict(),
+                })
+
+        model.train()
+        t0, step = time.monotonic(), start
+        try:
+            for step in range(start, opt_cfg.steps):
+                optimizer.zero_grad(set_to_none=True)
+                total = 0.0
+                for micro in range(opt_cfg.accumulation):
+                    batch = sampler.sample(step, micro)
+                    chosen = self._step_classes(batch, step, micro, kinds)
+                    with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        logits = ddp(batch.image.to(self.device), embeddings[chosen])
+                    loss = loss_fn(logits.float(), batch.target[:, chosen].to(self.device),
+                                   batch.labelled[:, chosen].to(self.device))
+                    scaler.scale(loss / opt_cfg.accumulation).backward()
+                    total += loss.item() / opt_cfg.accumulation
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, opt_cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                loss_value = all_reduce_mean(torch.tensor(total), self.dist).item()
+                done = step + 1
+                elapsed = time.monotonic() - t0
+                eta = elapsed / max(1, done - start) * (opt_cfg.steps - done)
+                history.append({"step": done, "loss": round(loss_value, 5)})
+                self.progress.update("train", done / opt_cfg.steps, f"step {done}/{opt_cfg.steps} loss {loss_value:.4f}",
+                                     step=done, loss=loss_value, lr=scheduler.get_last_lr()[0], eta_s=round(eta))
+                if self.dist.is_main and val_cases and (done % cfg.validate_every == 0 or done == opt_cfg.steps):
+                    dice = validate(model, val_cases, self.classes, embeddings, pre.patch_size, self.device)
+                    score = float(np.mean(list(dice.values()))) if dice else 0.0
+                    history[-1]["val_dice"] = dice
+                    self.progress.update("validate", done / opt_cfg.steps, f"mean Dice {score:.3f}",
+                                         step=done, val_dice=dice, mean_dice=score)
+                    if score > best["score"]:
+                        best = {"score": score, "dice": dice, "step": done}
+                        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if done % cfg.checkpoint_every == 0 or done == opt_cfg.steps:
+                    checkpoint(done)
+                barrier(self.dist)
+        except KeyboardInterrupt:
+            checkpoint(step)  # at most the current step is lost; `--resume` continues from here
+            raise
+
+        path = None
+        if self.dist.is_main:
+            if best_state is not None:
+                model.load_state_dict(best_state)
+            path = self._write_package(best, history)
+        barrier(self.dist)
+        return TrainResult(path, best.get("dice", {}), opt_cfg.steps)
+
+    def _step_classes(self, batch, step: int, micro: int, kinds: dict[str, str]) -> list[int]:
+        """Classes computed this step: only labelled ones (unlabelled would get no gradient anyway),
+        capped at ``max_classes_per_step`` with present classes and tumours preferred."""
+        labelled = batch.labelled.any(0).numpy()
+        present = (batch.target.flatten(2).amax(-1) > 0).any(0).numpy() & labelled
+        cap = self.cfg.data.max_classes_per_step
+        idx = [int(i) for i in np.flatnonzero(labelled)]
+        if not idx:
+            return [0]
+        if not cap or len(idx) <= cap:
+            return idx
+        rng = np.random.default_rng([self.cfg.seed, self.dist.rank, step, micro, 7])
+        priority = [i for i in idx if kinds[self.classes[i]] in ("tumor", "cyst")]
+        rest = [i for i in idx if i not in priority]
+        rest_present = [i for i in rest if present[i]]
+        rest_absent = [i for i in rest if not present[i]]
+        ordered = priority + list(rng.permutation(rest_present)) + list(rng.permutation(rest_absent))
+        return sorted(int(i) for i in ordered[:cap])
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.cfg.optim.amp
+        if self.device.type != "cuda" or amp == "off":
+            return None
+        if amp == "fp16":
+            return torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    # ------------------------------------------------------------------ output
+    def _write_package(self, best: dict, history: list) -> Path:
+        cfg = self.cfg
+        classes = []
+        for key in self.classes:
+            if self.base is not None and key in self.base.class_keys:
+                classes.append(self.base.class_by_key(key))
+            else:
+                classes.append(PackageClass.from_structure(self.vocabulary.get(key)))
+        provenance = {
+            "base_model": f"{self.base.info.name} {self.base.info.version}" if self.base else None,
+            "freeze": cfg.freeze,
+            "trainable_groups": self.trainable_groups,
+            "dataset": {
+                "manifest": str(self.manifest.source) if self.manifest.source else None,
+                "sha256": self.manifest.fingerprint(),
+                "train_cases": [f"{c.dataset}/{c.id}" for c in self.manifest.cases("train")],
+                "val_cases": [f"{c.dataset}/{c.id}" for c in self.manifest.cases("val")],
+                "class_case_counts": self.manifest.class_case_counts("train"),
+            },
+            "hyperparameters": cfg.to_dict(),
+            "best_step": best.get("step"),
+            "final_loss": history[-1]["loss"] if history else None,
+            "software": {"mome": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "device": str(self.device),
+            "world_size": self.dist.world_size,
+        }
+        encoder = self.base.info.text_encoder if self.base else self._text().encoder_id
+        info = PackageInfo(name=cfg.name, version=cfg.version, description=cfg.description,
+                           text_encoder=encoder, provenance=provenance,
+                           metrics={"validation_dice": best.get("dice", {}),
+                                    "validation_mean_dice": best.get("score") if best.get("score", -1) >= 0 else None})
+        package = ModelPackage.from_model(self.model, info, self.preprocessing(), classes, self.embeddings)
+        path = self.out / f"{cfg.name}-{cfg.version}"
+        return package.save(path, overwrite=False)
