@@ -81,8 +81,8 @@ def test_roi_keeps_physical_position(tmp_path):
     case = load_manifest(path).cases()[0]
     full = prepare_case(case.__class__(**{**case.__dict__, "roi": {}}), ["liver"], (3, 3, 3), (-175, 250))
     top = prepare_case(case, ["liver"], (3, 3, 3), (-175, 250))
-    assert top.image.shape[1] == 24
-    np.testing.assert_array_equal(top.target[0], full.target[0][24:])
+    assert top.image.shape[-1] == 24  # arrays are (x, y, z)
+    np.testing.assert_array_equal(top.target[0], full.target[0][..., 24:])
 
 
 def test_tumour_voxels_also_count_as_organ(tmp_path):

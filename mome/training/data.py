@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..imaging import intensity_to_unit, to_model_grid
+from ..imaging import intensity_to_unit
+from ..inference.grid import VoxelGrid
+from ..inference.preprocess import model_grid, resample_to_grid
 from ..vocabulary import Vocabulary
 from .manifest import Case, ManifestError, Manifest
 
@@ -22,8 +24,8 @@ from .manifest import Case, ManifestError, Manifest
 class PreparedCase:
     id: str
     dataset: str
-    image: np.ndarray  # 1×Z×Y×X float32 in [0, 1]
-    target: np.ndarray  # K×Z×Y×X uint8
+    image: np.ndarray  # 1×X×Y×Z float32 in [0, 1] (MONAI layout, as inference feeds the network)
+    target: np.ndarray  # K×X×Y×Z uint8
     labelled: np.ndarray  # K bool
 
     @property
@@ -107,7 +109,11 @@ def prepare_case(
     orientation: str = "RAS",
     parents: dict[str, list[str]] | None = None,
 ) -> PreparedCase:
-    """Load, reorient and resample a case to the model grid; build its K-channel target."""
+    """Load, reorient and resample a case to the model grid; build its K-channel target.
+
+    The grid and array layout are exactly those of inference (``mome.inference.preprocess``), so the
+    network sees the same kind of input in training and in use.
+    """
     image = sitk.ReadImage(str(case.image), sitk.sitkFloat32)
     masks = case_masks(case, image)
     for key, mask in masks.items():
@@ -116,16 +122,17 @@ def prepare_case(
     if case.roi:
         image = crop_roi(image, case.roi)
         masks = {k: crop_roi(m, case.roi) for k, m in masks.items()}
-    image_grid = to_model_grid(image, spacing, orientation, "linear", default_value=-1024.0)
+    grid = model_grid(VoxelGrid.of(image), tuple(float(s) for s in spacing), orientation)
+    image_grid = resample_to_grid(image, grid)
     index = {k: i for i, k in enumerate(classes)}
-    target = np.zeros((len(classes), *sitk.GetArrayViewFromImage(image_grid).shape), np.uint8)
+    target = np.zeros((len(classes), *grid.size), np.uint8)
     labelled = np.zeros(len(classes), bool)
     for key, mask in masks.items():
         if key not in index:
             continue
         # Linear interpolation of the binary mask, thresholded at 0.5: smoother than nearest.
-        resampled = to_model_grid(sitk.Cast(mask, sitk.sitkFloat32), spacing, orientation, "linear", 0.0)
-        target[index[key]] = sitk.GetArrayViewFromImage(resampled) >= 0.5
+        resampled = resample_to_grid(sitk.Cast(mask, sitk.sitkFloat32), grid, default_value=0.0)
+        target[index[key]] = (sitk.GetArrayFromImage(resampled) >= 0.5).transpose(2, 1, 0)
         labelled[index[key]] = True
     # A tumour voxel is also a voxel of its organ (the Universal Model's convention).
     for key, organs in (parents or {}).items():
@@ -133,8 +140,9 @@ def prepare_case(
             for organ in organs:
                 if organ in index and labelled[index[organ]]:
                     target[index[organ]] |= target[index[key]]
-    hu = sitk.GetArrayFromImage(image_grid)
-    return PreparedCase(case.id, case.dataset, intensity_to_unit(hu, hu_window)[None], target, labelled)
+    hu = sitk.GetArrayFromImage(image_grid).transpose(2, 1, 0)  # (z, y, x) → (x, y, z)
+    image_array = np.ascontiguousarray(intensity_to_unit(hu, hu_window)[None])
+    return PreparedCase(case.id, case.dataset, image_array, target, labelled)
 
 
 def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None) -> list[str]:

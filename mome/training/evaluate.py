@@ -32,7 +32,7 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
     pre = package.preprocessing
     model = package.build_model(device)
     embeddings = package.embeddings_for(known)
-    spacing = np.array(pre.spacing, dtype=float)[::-1]  # array order z, y, x
+    spacing = np.array(pre.spacing, dtype=float)  # prepared arrays are in (x, y, z) order
     per_case, collected = [], {}
     for n, case in enumerate(cases):
         progress.update("evaluate", n / len(cases), f"case {n + 1}/{len(cases)}")
