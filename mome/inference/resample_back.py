@@ -60,8 +60,9 @@ def _resample_block(probabilities: np.ndarray, grid: VoxelGrid, box: tuple[slice
 
 def mask_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid, level: int) -> np.ndarray:
     """Threshold-after-resampling of one class: uint8 probabilities (z, y, x) on ``grid`` → boolean
-    (z, y, x) mask on ``source``, where a voxel is inside when the interpolated value ≥ ``level``
-    (up to half a uint8 step, so the model-grid threshold is reproduced at coinciding voxel centres)."""
+    (z, y, x) mask on ``source``. A voxel is inside when its interpolated value, rounded half up to a
+    uint8 step (as :func:`probabilities_on_source` stores it), is ≥ ``level``; so the mask always
+    equals ``probabilities_on_source(...) >= level``."""
     out = np.zeros(source.array_shape, dtype=bool)
     box = probability_box(probabilities, level)
     if box is None:
@@ -72,7 +73,7 @@ def mask_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid
     start, size = placed
     values = _resample_block(probabilities, grid, box, source.sub_grid(tuple(start), tuple(size)))
     out[start[2] : start[2] + size[2], start[1] : start[1] + size[1], start[0] : start[0] + size[0]] = (
-        values > level - 0.5
+        values >= level - 0.5
     )
     return out
 
@@ -89,6 +90,6 @@ def probabilities_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: 
     start, size = placed
     values = _resample_block(probabilities, grid, box, source.sub_grid(tuple(start), tuple(size)))
     out[start[2] : start[2] + size[2], start[1] : start[1] + size[1], start[0] : start[0] + size[0]] = np.clip(
-        np.rint(values), 0, 255
+        np.floor(values + 0.5), 0, 255  # half up, matching the mask's threshold
     ).astype(np.uint8)
     return out

@@ -61,15 +61,16 @@ def resolve_targets(package: ModelPackage, classes: Sequence[ClassLike],
 
 def _resolve_one(item: ClassLike, package: ModelPackage, vocabulary: Vocabulary, trained: set[str]) -> TargetClass:
     if isinstance(item, str):
-        if item in trained:
+        # The vocabulary first: its classes carry more (a lesion's anatomic region, synonyms).
+        found = vocabulary.lookup(item)
+        if found is not None:
+            item = found
+        elif item in trained:
             item = package.class_by_key(item)
         else:
-            found = vocabulary.lookup(item)
-            if found is None:
-                near = ", ".join(c.name for c in vocabulary.closest(item))
-                hint = f" Did you mean: {near}?" if near else ""
-                raise ClassNotSupportedError(f"Unknown structure {item!r}.{hint}")
-            item = found
+            near = ", ".join(c.name for c in vocabulary.closest(item))
+            hint = f" Did you mean: {near}?" if near else ""
+            raise ClassNotSupportedError(f"Unknown structure {item!r}.{hint}")
     if isinstance(item, StructureClass):
         package_class = package.class_by_key(item.key) if item.key in trained else None
         return TargetClass(

@@ -72,9 +72,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _load_base(self) -> ModelPackage:
-        from ..hub import resolve_model
+        from ..inference.model_source import locate_model
 
-        return ModelPackage.load(resolve_model(self.cfg.base_model))
+        return ModelPackage.load(locate_model(self.cfg.base_model))
 
     def _run_classes(self) -> list[str]:
         wanted = self.cfg.classes or self.manifest.classes
@@ -164,7 +164,7 @@ class Trainer:
                 })
 
         model.train()
-        t0, step = time.monotonic(), start
+        t0, completed = time.monotonic(), start
         try:
             for step in range(start, opt_cfg.steps):
                 optimizer.zero_grad(set_to_none=True)
@@ -183,6 +183,7 @@ class Trainer:
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
+                completed = step + 1
                 loss_value = all_reduce_mean(torch.tensor(total), self.dist).item()
                 done = step + 1
                 elapsed = time.monotonic() - t0
@@ -203,7 +204,7 @@ class Trainer:
                     checkpoint(done)
                 barrier(self.dist)
         except KeyboardInterrupt:
-            checkpoint(step)  # at most the current step is lost; `--resume` continues from here
+            checkpoint(completed)  # at most the current step is lost; `--resume` continues from here
             raise
 
         path = None

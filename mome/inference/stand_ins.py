@@ -1,8 +1,12 @@
-"""Model packages with random weights: the real architecture and file format, no training.
+"""Stand-ins for a trained model, for tests and benchmarks.
 
-Tests use them to exercise the engine and the CLI end to end without a trained model (they check
-geometry, formats and behaviour, never accuracy), and the benchmark uses them when no trained
-package is installed (speed does not depend on the weight values).
+* :func:`random_package`: the real architecture and package format with random weights. Tests use
+  it to run the engine and the CLI end to end without a trained model (checking geometry, formats
+  and behaviour, never accuracy); the benchmark uses it when no trained package is installed
+  (speed does not depend on the weight values).
+* :class:`ThresholdModel`: a network-shaped function whose masks are known in advance (voxels
+  brighter than a HU level), so tests can check that masks land on exactly the right voxels of the
+  input, whatever its orientation.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from ..model import MoME, MoMEConfig
 from ..package import ModelPackage, PackageClass, PackageInfo, Preprocessing
@@ -49,3 +54,25 @@ def random_package(
         provenance={"random_weights": True, "seed": seed, "size": size},
     )
     return ModelPackage.from_model(model, info, preprocessing or Preprocessing(), classes, embeddings)
+
+
+class ThresholdModel(nn.Module):
+    """``forward(image B×1×X³, text K×T) → logits B×K×X³`` with class k inside where HU > ``levels_hu[k]``.
+
+    ``image`` is the preprocessed [0, 1] intensity, so each HU level is mapped through ``hu_window``
+    the same way preprocessing maps the CT. Levels repeat when there are more classes than levels.
+    """
+
+    def __init__(self, levels_hu: Sequence[float] = (37.5,), hu_window: tuple[float, float] = (-175.0, 250.0),
+                 gain: float = 50.0):
+        super().__init__()
+        low, high = hu_window
+        self.register_buffer("levels", torch.tensor([(h - low) / (high - low) for h in levels_hu]))
+        self.gain = gain
+        self.calls = 0
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        k = text.shape[-2]
+        levels = self.levels[torch.arange(k) % len(self.levels)].view(1, k, 1, 1, 1)
+        return self.gain * (image.float() - levels.to(image.device))
