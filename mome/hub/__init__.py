@@ -1,0 +1,49 @@
+"""The model hub: which models exist (registry), which are installed (store), which one a name
+means (resolve), and getting new ones (download with consent, or import from a file).
+
+* ``registry`` — ``Resources/Models.json``: name, version, URL, SHA-256, size of known models;
+* ``store`` — installed packages under ``<MOME_HOME>/models/<name>/<version>/``, the active model
+  and rollback (``state``);
+* ``download`` — consent first, then a verified download into the store;
+* ``resolve`` — ``--model NAME[@VERSION]|PATH`` → package path, never downloading;
+* ``verify`` — checksum check of any package folder or .zip.
+"""
+
+from .download import download_model
+from .errors import (
+    ChecksumMismatchError,
+    ConsentRequiredError,
+    DownloadError,
+    RegistryError,
+    SizeMismatchError,
+    StoreError,
+)
+from .naming import parse_spec, version_key
+from .paths import default_home, default_models_dir
+from .registry import RegistryEntry, default_registry_file, find_entry, load_registry
+from .resolve import bundled_path, resolve_model
+from .store import InstalledModel, ModelStore
+from .verify import verify_package
+
+__all__ = [
+    "ChecksumMismatchError",
+    "ConsentRequiredError",
+    "DownloadError",
+    "InstalledModel",
+    "ModelStore",
+    "RegistryEntry",
+    "RegistryError",
+    "SizeMismatchError",
+    "StoreError",
+    "bundled_path",
+    "default_home",
+    "default_models_dir",
+    "default_registry_file",
+    "download_model",
+    "find_entry",
+    "load_registry",
+    "parse_spec",
+    "resolve_model",
+    "verify_package",
+    "version_key",
+]
