@@ -26,7 +26,7 @@ def _model_classes(model: str | None) -> tuple[dict[str, Any] | None, str]:
     from ..package import read_package_json
 
     try:
-        return read_package_json(locate_model(model or DEFAULT_MODEL)), ""
+        return read_package_json(locate_model(model)), ""
     except ModelNotFoundError as exc:
         if model is not None:
             raise

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dicom-seg", type=Path, help="also write a DICOM-SEG (.dcm); the input must be a DICOM series")
     p.add_argument("--stats", type=Path, help="also write per-structure volume and HU statistics (.csv or .json)")
     p.add_argument("--preview", type=Path, help="also write a PNG preview with the masks overlaid")
-    p.add_argument("--model", default=None, help="installed model name or package folder/.zip (default: mome-mini)")
+    p.add_argument("--model", default=None,
+                   help="installed model NAME[@VERSION] or package folder/.zip (default: the active model, else mome-mini)")
     p.add_argument("--fast", action="store_true", help="coarser resampling (package fast_spacing): quicker, less precise")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="compute device (default: auto)")
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap in [0, 1) (default 0.5)")
@@ -112,7 +113,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     outputs = _planned_outputs(args)
     _check_outputs(outputs, args.overwrite)
 
-    from ..inference import DEFAULT_MODEL, PostprocessOptions, Segmenter, locate_model
+    from ..inference import PostprocessOptions, Segmenter, locate_model
     from ..io.reading import read_ct
     from ..package import ModelPackage
     from ..vocabulary import load_vocabulary, parse_prompts
@@ -136,7 +137,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
     progress.update("load", 0.0, "loading the model")
     clock = time.perf_counter()
-    package = ModelPackage.load(locate_model(args.model or DEFAULT_MODEL))
+    package = ModelPackage.load(locate_model(args.model))  # None: the active model, else the bundled default
     postprocess = PostprocessOptions(
         enabled=not args.no_postprocess,
         largest_component=not args.no_largest_component,

@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="override the config's output folder")
     p.add_argument("--steps", type=int, help="override the number of optimisation steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
+    p.add_argument("--prepare-only", metavar="FOLDER",
+                   help="resample the cases and embed the class names into FOLDER, then stop (no training)")
+    p.add_argument("--prepared", metavar="FOLDER",
+                   help="train from a --prepare-only FOLDER (needs neither the images nor a text encoder)")
     add_progress_argument(p)
     p.set_defaults(func=run)
 
@@ -30,9 +34,24 @@ def run(args: argparse.Namespace) -> int:
             cfg.optim.steps = args.steps
         if args.device:
             cfg.device = args.device
+        if args.prepared:
+            cfg.data.prepared = args.prepared
+        if args.prepare_only:
+            return _prepare(cfg, args.prepare_only, progress)
         return _train(cfg, args.resume, progress)
 
     return run_reporting_errors(job, args.progress)
+
+
+def _prepare(cfg, folder: str, progress) -> int:
+    from ..training.trainer import Trainer
+
+    cfg.device = "cpu"  # preparing needs no accelerator
+    path = Trainer(cfg, progress=progress).prepare_data().save(folder)
+    progress.done(prepared=str(path))
+    if not hasattr(progress, "stream"):
+        print(f"prepared data written to {path}; train with: mome train CONFIG --prepared {path}")
+    return 0
 
 
 def _train(cfg, resume: bool, progress) -> int:

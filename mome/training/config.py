@@ -21,6 +21,8 @@ class ModelSection:
 @dataclass
 class DataSection:
     manifest: str = ""
+    # A folder written by ``mome train CONFIG --prepare-only FOLDER``; when set, the manifest is not read.
+    prepared: str = ""
     spacing: tuple[float, float, float] = (1.5, 1.5, 1.5)
     patch_size: tuple[int, int, int] = (96, 96, 96)
     hu_window: tuple[float, float] = (-175.0, 250.0)
@@ -60,6 +62,16 @@ class TrainConfig:
     base_model: str | None = None
     freeze: str = "none"  # none | backbone | backbone+experts | heads-only, see finetune.FREEZE_PRESETS
     classes: list[str] = field(default_factory=list)  # empty = every class in the manifest
+    package_dtype: str = "float32"  # float16 halves the size of a model meant to be shipped
+    # Which weights the package gets: "best" validation score, or the "last" step (then the reported
+    # validation Dice is a clean held-out figure, not one the checkpoint was chosen on).
+    keep: str = "best"
+
+    def __post_init__(self):
+        if self.package_dtype not in ("float32", "float16"):
+            raise ValueError(f"package_dtype must be float32 or float16, got {self.package_dtype!r}")
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"keep must be 'best' or 'last', got {self.keep!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +104,8 @@ class TrainConfig:
         data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
         cfg = cls.from_dict(data or {})
         # Relative paths in a config file are relative to the file, like the manifest's.
-        if cfg.data.manifest and not Path(cfg.data.manifest).is_absolute():
-            cfg.data.manifest = str((path.parent / cfg.data.manifest).resolve())
+        for key in ("manifest", "prepared"):
+            value = getattr(cfg.data, key)
+            if value and not Path(value).is_absolute():
+                setattr(cfg.data, key, str((path.parent / value).resolve()))
         return cfg

@@ -1,13 +1,12 @@
-"""Turn manifest cases into training arrays on the model grid.
+"""Turn manifest cases into training arrays on the model grid (this is the part that needs SimpleITK).
 
-Each prepared case holds the image scaled to [0, 1] (``1×Z×Y×X``), one binary channel per class of
-the training run (``K×Z×Y×X``) and which of those K classes the case annotates. Classes it does not
+Each prepared case holds the image scaled to [0, 1] (``1×X×Y×Z``, MONAI's layout), one binary channel per class
+of the training run (``K×X×Y×Z``) and which of those K classes the case annotates. Classes it does not
 annotate are *unknown* (their channel is empty and masked out of the loss), never background.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,7 @@ from ..inference.grid import VoxelGrid
 from ..inference.preprocess import model_grid, resample_to_grid
 from ..vocabulary import Vocabulary
 from .manifest import Case, ManifestError, Manifest
-
-
-@dataclass
-class PreparedCase:
-    id: str
-    dataset: str
-    image: np.ndarray  # 1×X×Y×Z float32 in [0, 1] (MONAI layout, as inference feeds the network)
-    target: np.ndarray  # K×X×Y×Z uint8
-    labelled: np.ndarray  # K bool
-
-    @property
-    def present(self) -> np.ndarray:
-        """K bool: annotated and non-empty in this case."""
-        return self.labelled & (self.target.reshape(len(self.labelled), -1).max(axis=1) > 0)
+from .prepared import PreparedCase, TrainingData
 
 
 def _same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
@@ -143,6 +129,32 @@ def prepare_case(
     hu = sitk.GetArrayFromImage(image_grid).transpose(2, 1, 0)  # (z, y, x) → (x, y, z)
     image_array = np.ascontiguousarray(intensity_to_unit(hu, hu_window)[None])
     return PreparedCase(case.id, case.dataset, image_array, target, labelled)
+
+
+def prepare_training_data(manifest: Manifest, classes: list[str], embeddings, text_encoder: str, spacing, hu_window,
+                          parents: dict[str, list[str]] | None = None, with_val: bool = True,
+                          on_case=None) -> TrainingData:
+    """Prepare every train (and val) case of ``manifest`` for a run over ``classes``."""
+    def prepared(split: str) -> list[PreparedCase]:
+        out = []
+        for case in manifest.cases(split):
+            if on_case is not None:
+                on_case(case)
+            out.append(prepare_case(case, classes, spacing, hu_window, parents=parents))
+        return out
+
+    return TrainingData(
+        classes=list(classes), embeddings=embeddings, text_encoder=text_encoder,
+        spacing=tuple(float(s) for s in spacing), hu_window=tuple(float(h) for h in hu_window),
+        train=prepared("train"), val=prepared("val") if with_val else [],
+        provenance={
+            "manifest": str(manifest.source) if manifest.source else None,
+            "sha256": manifest.fingerprint(),
+            "train_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("train")],
+            "val_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("val")],
+            "class_case_counts": manifest.class_case_counts("train"),
+        },
+    )
 
 
 def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None) -> list[str]:

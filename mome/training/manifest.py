@@ -14,6 +14,8 @@ A manifest is JSON or YAML::
           - {id: cta, image: cta.nii.gz, masks: {aorta: aorta.nii.gz}, split: val}
       - name: slicer
         seg_nrrd_folder: segs/        # *.seg.nrrd next to an image of the same stem (*.nrrd/.nii.gz)
+        cases:                        # or one Slicer segmentation per case (segments mapped by
+          - {id: ct7, image: ct7.nrrd, seg_nrrd: ct7.seg.nrrd, split: val}   # terminology, then name)
 
 A class a dataset does not annotate is *unknown* for its cases, never background. A label value
 mapped to ``null`` is a structure outside the vocabulary of this run (background for the mapped
@@ -55,13 +57,13 @@ class Case:
     roi: dict[str, tuple[int, int]] = field(default_factory=dict)  # axis name -> (start, end) indices
     masks: dict[str, Path] = field(default_factory=dict)  # class key -> binary mask file
     seg_nrrd: Path | None = None  # Slicer segmentation; segments mapped by terminology, then name
+    seg_classes: list[str] = field(default_factory=list)  # classes of seg_nrrd's segments (read on load)
 
     @property
     def classes(self) -> list[str]:
         """The classes this case annotates (the others are unknown, not background)."""
-        if self.masks:
-            return list(self.masks)
-        return list(dict.fromkeys(v for v in self.label_map.values() if v))
+        keys = list(self.masks) if self.masks else [v for v in self.label_map.values() if v]
+        return list(dict.fromkeys([*keys, *self.seg_classes]))
 
 
 @dataclass
@@ -143,9 +145,12 @@ def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = N
                 label_map=label_map,
                 masks={k: _resolve(root, v) for k, v in (c.get("masks") or {}).items()},
                 roi=_roi(c.get("roi"), f"{name}/{cid}", problems),
+                seg_nrrd=_resolve(root, c["seg_nrrd"]) if c.get("seg_nrrd") else None,
             )
-            if case.labels is None and not case.masks:
-                problems.append(f"{name}/{cid}: give 'labels' (with the dataset's label_map) or 'masks'")
+            if case.seg_nrrd is not None:
+                case.seg_classes = _seg_nrrd_classes(case.seg_nrrd, f"{name}/{cid}", problems)
+            if case.labels is None and not case.masks and case.seg_nrrd is None:
+                problems.append(f"{name}/{cid}: give 'labels' (with the dataset's label_map), 'masks' or 'seg_nrrd'")
             if case.labels is not None and not label_map:
                 problems.append(f"{name}/{cid}: has 'labels' but dataset {name} has no label_map")
             cases.append(case)
@@ -187,5 +192,32 @@ def _cases_from_seg_nrrd_folder(name: str, folder: Path, problems: list[str]) ->
         if not images:
             problems.append(f"{name}/{stem}: no image {stem}.nrrd / .nii.gz next to {seg.name}")
             continue
-        cases.append(Case(id=stem, dataset=name, image=images[0], seg_nrrd=seg))
+        cases.append(Case(id=stem, dataset=name, image=images[0], seg_nrrd=seg,
+                          seg_classes=_seg_nrrd_classes(seg, f"{name}/{stem}", problems)))
     return cases
+
+
+def _seg_nrrd_classes(path: Path, where: str, problems: list[str]) -> list[str]:
+    """Vocabulary classes of a .seg.nrrd's segments, from its header only (the voxels are read later)."""
+    import nrrd
+
+    from ..io.seg_nrrd import _parse_tags
+    from ..vocabulary import load_vocabulary
+    from .segment_mapping import segment_class_key
+
+    if not path.is_file():
+        return []  # reported by validate_manifest with the other missing files
+    try:
+        header = nrrd.read_header(str(path))
+    except (nrrd.NRRDError, OSError, ValueError) as exc:
+        problems.append(f"{where}: {path.name} is not a readable NRRD: {exc}")
+        return []
+    vocabulary = load_vocabulary()
+    keys = []
+    for field_name in sorted(k for k in header if k.startswith("Segment") and k.endswith("_ID")):
+        prefix = field_name[: -len("ID")]
+        segment = {"name": header.get(f"{prefix}Name", ""), "tags": _parse_tags(str(header.get(f"{prefix}Tags", "")))}
+        key = segment_class_key(segment, vocabulary)
+        if key is not None:
+            keys.append(key)
+    return list(dict.fromkeys(keys))

@@ -1,4 +1,4 @@
-"""Training samples: cached cases, datasets sampled uniformly, class-balanced crops, augmentation.
+"""Training samples: prepared cases, datasets sampled uniformly, class-balanced crops, augmentation.
 
 Randomness is derived from (seed, rank, step), not from a running generator, so a resumed run draws
 exactly the crops an uninterrupted run would have drawn.
@@ -23,20 +23,17 @@ from monai.transforms import (
     SpatialPadd,
 )
 
-from .data import PreparedCase, prepare_case
-from .manifest import Case
+from .prepared import PreparedCase
 
 
-class PrepareCased(MapTransform):
-    """Deterministic, cached part: a manifest case → arrays on the model grid (+ crop guide)."""
+class CaseArraysd(MapTransform):
+    """A prepared case → the dict of arrays the crop and augmentation transforms read."""
 
-    def __init__(self, classes, spacing, hu_window, parents):
+    def __init__(self):
         super().__init__(keys=["case"])
-        self.classes, self.spacing, self.hu_window, self.parents = classes, spacing, hu_window, parents
 
     def __call__(self, data):
-        prepared: PreparedCase = prepare_case(data["case"], self.classes, self.spacing, self.hu_window,
-                                              parents=self.parents)
+        prepared: PreparedCase = data["case"]
         labelled_any = prepared.target[prepared.labelled].any(axis=0) if prepared.labelled.any() else \
             np.zeros(prepared.image.shape[1:], bool)
         # Channel 0 = background of the labelled classes; crops pick among channels by ratio.
@@ -56,11 +53,10 @@ def crop_ratios(classes: list[str], kinds: dict[str, str], tumour_oversampling: 
     return [1.0] + [tumour_oversampling if kinds.get(k) in ("tumor", "cyst") else 1.0 for k in classes]
 
 
-def build_transforms(classes, kinds, parents, spacing, hu_window, patch_size, crops_per_case,
-                     tumour_oversampling, augment: bool) -> Compose:
+def build_transforms(classes, kinds, patch_size, crops_per_case, tumour_oversampling, augment: bool) -> Compose:
     keys = ["image", "target"]
     steps = [
-        PrepareCased(classes, spacing, hu_window, parents),
+        CaseArraysd(),
         SpatialPadd(keys=[*keys, "crop_label"], spatial_size=patch_size),
         RandCropByLabelClassesd(
             keys=keys,
@@ -95,7 +91,8 @@ class Batch:
 class UniformSampler:
     """Pick a dataset uniformly, then one of its training cases, then class-balanced crops."""
 
-    def __init__(self, cases: list[Case], transforms: Compose, seed: int, rank: int = 0, cache_workers: int = 0):
+    def __init__(self, cases: list[PreparedCase], transforms: Compose, seed: int, rank: int = 0,
+                 cache_workers: int = 0):
         self.cases = cases
         self.transforms = transforms
         self.seed, self.rank = seed, rank

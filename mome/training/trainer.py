@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -21,15 +21,18 @@ from ..progress import NullProgress, Progress
 from ..vocabulary import Vocabulary, load_vocabulary
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import prepare_case, validate_manifest
 from .distributed import DistInfo, all_reduce_mean, barrier, setup_distributed
 from .finetune import apply_freeze
 from .loss import MaskedBCEDiceLoss
 from .manifest import Manifest, ManifestError, load_manifest
+from .prepared import TrainingData
 from .sampling import UniformSampler, build_transforms
 from .validation import validate
 
 log = logging.getLogger(__name__)
+
+
+_DTYPES = {"float32": None, "float16": torch.float16}
 
 
 def pick_device(name: str) -> torch.device:
@@ -47,26 +50,49 @@ class TrainResult:
     steps: int
 
 
+def _last_validation(history: list[dict]) -> dict:
+    """The newest validation in ``history`` in the shape of the best-so-far record."""
+    for entry in reversed(history):
+        if entry.get("val_dice"):
+            dice = entry["val_dice"]
+            return {"score": float(np.mean(list(dice.values()))), "dice": dice, "step": entry["step"]}
+    return {"score": -1.0, "dice": {}, "step": history[-1]["step"] if history else 0}
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, manifest: Manifest | None = None, vocabulary: Vocabulary | None = None,
                  progress: Progress | None = None, text_encoder=None):
         self.cfg = cfg
         self.progress = progress or NullProgress()
         self.vocabulary = vocabulary or load_vocabulary()
-        self.manifest = manifest or load_manifest(cfg.data.manifest)
         self.device = pick_device(cfg.device)
-        if self.device.type == "cuda" and "LOCAL_RANK" in __import__("os").environ:
-            self.device = torch.device("cuda", int(__import__("os").environ["LOCAL_RANK"]))
+        if self.device.type == "cuda" and "LOCAL_RANK" in os.environ:
+            self.device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         self.dist: DistInfo = setup_distributed(self.device)
         self.out = Path(cfg.output)
         self._text_encoder = text_encoder
 
         self.base = self._load_base() if cfg.base_model else None
-        self.classes = self._run_classes()
-        problems = validate_manifest(self.manifest, self.vocabulary)
-        if problems:
-            raise ManifestError(problems)
-        self.embeddings = self._class_embeddings()
+        self._data: TrainingData | None = None
+        if cfg.data.prepared:
+            # Prepared elsewhere (``--prepare-only``): classes and embeddings come with the data, and
+            # neither SimpleITK nor a text encoder is needed here.
+            self._data = TrainingData.load(cfg.data.prepared)
+            self._data.check_matches(self.preprocessing().spacing, self.preprocessing().hu_window)
+            self.manifest = None
+            self.classes = self._data.classes
+            self.embeddings = self._data.embeddings.float()
+            self.text_encoder_id = self._data.text_encoder
+        else:
+            from .data import validate_manifest
+
+            self.manifest = manifest or load_manifest(cfg.data.manifest)
+            self.classes = self._run_classes()
+            problems = validate_manifest(self.manifest, self.vocabulary)
+            if problems:
+                raise ManifestError(problems)
+            self.embeddings = self._class_embeddings()
+            self.text_encoder_id = self.base.info.text_encoder if self.base else self._text().encoder_id
         self.model = self._build_model()
         self.trainable_groups = apply_freeze(self.model, cfg.freeze)
 
@@ -116,19 +142,32 @@ class Trainer:
         return Preprocessing(spacing=tuple(d.spacing), fast_spacing=tuple(max(3.0, s) for s in d.spacing),
                              hu_window=tuple(d.hu_window), patch_size=tuple(d.patch_size))
 
+    def prepare_data(self) -> TrainingData:
+        """The prepared cases of this run: loaded, or prepared now from the manifest."""
+        if self._data is None:
+            from .data import prepare_training_data
+
+            pre = self.preprocessing()
+            parents = {k: list(self.vocabulary.get(k).parent) for k in self.classes}
+            self._data = prepare_training_data(
+                self.manifest, self.classes, self.embeddings, self.text_encoder_id, pre.spacing, pre.hu_window,
+                parents, with_val=self.dist.is_main,
+                on_case=lambda case: self.progress.update("data", 0.0, f"preparing {case.dataset}/{case.id}"),
+            )
+        return self._data
+
     # ------------------------------------------------------------------ loop
     def run(self, resume: bool = False) -> TrainResult:
         cfg, opt_cfg = self.cfg, self.cfg.optim
         torch.manual_seed(cfg.seed + self.dist.rank)
         pre = self.preprocessing()
         kinds = {k: self.vocabulary.get(k).kind for k in self.classes}
-        parents = {k: list(self.vocabulary.get(k).parent) for k in self.classes}
         self.progress.update("data", 0.0, "preparing training cases")
-        transforms = build_transforms(self.classes, kinds, parents, pre.spacing, pre.hu_window, pre.patch_size,
-                                      cfg.data.crops_per_case, cfg.data.tumour_oversampling, cfg.data.augment)
-        sampler = UniformSampler(self.manifest.cases("train"), transforms, cfg.seed, self.dist.rank)
-        val_cases = [prepare_case(c, self.classes, pre.spacing, pre.hu_window, parents=parents)
-                     for c in self.manifest.cases("val")] if self.dist.is_main else []
+        data = self.prepare_data()
+        transforms = build_transforms(self.classes, kinds, pre.patch_size, cfg.data.crops_per_case,
+                                      cfg.data.tumour_oversampling, cfg.data.augment)
+        sampler = UniformSampler(data.train, transforms, cfg.seed, self.dist.rank)
+        val_cases = data.val if self.dist.is_main else []
 
         model = self.model
         ddp = DistributedDataParallel(model) if self.dist.enabled else model
@@ -208,12 +247,13 @@ class Trainer:
             raise
 
         path = None
+        kept = best if cfg.keep == "best" else _last_validation(history)
         if self.dist.is_main:
-            if best_state is not None:
+            if cfg.keep == "best" and best_state is not None:
                 model.load_state_dict(best_state)
-            path = self._write_package(best, history)
+            path = self._write_package(kept, history)
         barrier(self.dist)
-        return TrainResult(path, best.get("dice", {}), opt_cfg.steps)
+        return TrainResult(path, kept.get("dice", {}), opt_cfg.steps)
 
     def _step_classes(self, batch, step: int, micro: int, kinds: dict[str, str]) -> list[int]:
         """Classes computed this step: only labelled ones (unlabelled would get no gradient anyway),
@@ -243,7 +283,7 @@ class Trainer:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     # ------------------------------------------------------------------ output
-    def _write_package(self, best: dict, history: list) -> Path:
+    def _write_package(self, kept: dict, history: list) -> Path:
         cfg = self.cfg
         classes = []
         for key in self.classes:
@@ -255,25 +295,21 @@ class Trainer:
             "base_model": f"{self.base.info.name} {self.base.info.version}" if self.base else None,
             "freeze": cfg.freeze,
             "trainable_groups": self.trainable_groups,
-            "dataset": {
-                "manifest": str(self.manifest.source) if self.manifest.source else None,
-                "sha256": self.manifest.fingerprint(),
-                "train_cases": [f"{c.dataset}/{c.id}" for c in self.manifest.cases("train")],
-                "val_cases": [f"{c.dataset}/{c.id}" for c in self.manifest.cases("val")],
-                "class_case_counts": self.manifest.class_case_counts("train"),
-            },
+            "dataset": self.prepare_data().provenance,
             "hyperparameters": cfg.to_dict(),
-            "best_step": best.get("step"),
+            "kept": cfg.keep,
+            "kept_step": kept.get("step"),
+            "validation_curve": [[h["step"], round(float(np.mean(list(h["val_dice"].values()))), 4)]
+                                 for h in history if h.get("val_dice")],
             "final_loss": history[-1]["loss"] if history else None,
             "software": {"mome": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "device": str(self.device),
             "world_size": self.dist.world_size,
         }
-        encoder = self.base.info.text_encoder if self.base else self._text().encoder_id
         info = PackageInfo(name=cfg.name, version=cfg.version, description=cfg.description,
-                           text_encoder=encoder, provenance=provenance,
-                           metrics={"validation_dice": best.get("dice", {}),
-                                    "validation_mean_dice": best.get("score") if best.get("score", -1) >= 0 else None})
+                           text_encoder=self.text_encoder_id, provenance=provenance,
+                           metrics={"validation_dice": kept.get("dice", {}),
+                                    "validation_mean_dice": kept.get("score") if kept.get("score", -1) >= 0 else None})
         package = ModelPackage.from_model(self.model, info, self.preprocessing(), classes, self.embeddings)
         path = self.out / f"{cfg.name}-{cfg.version}"
-        return package.save(path, overwrite=False)
+        return package.save(path, dtype=_DTYPES[cfg.package_dtype], overwrite=False)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from .data import PreparedCase
+from .prepared import PreparedCase
 
 
 @torch.no_grad()
