@@ -1,3 +1,5 @@
-from .main import main
+"""The ``mome`` command line; the entry point is ``mome.cli.main:main``.
 
-__all__ = ["main"]
+Nothing is imported here, so that ``python -m mome.cli.main`` (how the Slicer modules start the
+engine) runs the module once, without runpy's double-import warning.
+"""

@@ -113,9 +113,6 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     outputs = _planned_outputs(args)
     _check_outputs(outputs, args.overwrite)
 
-    from ..inference import PostprocessOptions, Segmenter, locate_model
-    from ..io.reading import read_ct
-    from ..package import ModelPackage
     from ..vocabulary import load_vocabulary, parse_prompts
 
     if not 0 <= args.overlap < 1:
@@ -123,8 +120,13 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     if not 0 < args.threshold < 1:
         raise RequestError(f"--threshold must be between 0 and 1, got {args.threshold}")
 
+    # Checked before torch and the network are imported, so a misspelt name is reported at once.
     parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_free_text)
     warnings = list(parsed.warnings)
+
+    from ..inference import PostprocessOptions, Segmenter, locate_model
+    from ..io.reading import read_ct
+    from ..package import ModelPackage
 
     progress.update("load", 0.0, "reading the CT")
     loaded = read_ct(args.input)

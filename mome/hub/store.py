@@ -26,9 +26,9 @@ from typing import Any
 
 from ..inference.errors import ModelNotFoundError
 from ..io.atomic import atomic_write
-from ..package import ModelPackage, PackageFormatError, PackageIntegrityError, verify_manifest
+from ..package import PackageFormatError, PackageIntegrityError, verify_manifest
 from ..package.manifest import MANIFEST_NAME
-from ..package.package import MODEL_JSON
+from ..package.files import MODEL_JSON
 from .errors import StoreError
 from .naming import check_component, version_key
 from .paths import default_models_dir
@@ -122,6 +122,8 @@ class ModelStore:
                 staged = unpack_zip(source, Path(tmp) / "package")
             else:
                 raise PackageFormatError(f"{source} is neither a model package folder nor a .zip of one")
+            from ..package.package import ModelPackage  # torch: only when installing
+
             info = ModelPackage.load(staged).info
             ref = (check_component(info.name, "model name"), check_component(info.version, "model version"))
             if "@" in ref[0]:

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from ..package import PackageFormatError, verify_manifest
-from ..package.package import _package_root, _safe_extract
+from ..package.files import package_root, safe_extract
 
 
 def unpack_zip(zip_path: Path, target: Path) -> Path:
@@ -19,10 +19,10 @@ def unpack_zip(zip_path: Path, target: Path) -> Path:
     holding ``model.json`` (zips made by hand often wrap the package in one folder)."""
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            _safe_extract(zf, target)
+            safe_extract(zf, target)
     except zipfile.BadZipFile as exc:
         raise PackageFormatError(f"{zip_path} is not a readable .zip ({exc}); re-download or re-export it") from exc
-    return _package_root(target)
+    return package_root(target)
 
 
 def verify_package(path: str | Path) -> dict[str, str]:

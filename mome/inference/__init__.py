@@ -5,13 +5,44 @@ inference) → ``postprocess`` (anatomical clean-up) → ``resample_back`` (onto
 ``engine.Segmenter`` runs them in order with progress, cancellation and GPU fallbacks.
 """
 
-from .device import DeviceUnavailableError, resolve_device
-from .engine import SegmentationResult, Segmenter
-from .errors import Cancelled, ClassNotSupportedError, ModelNotFoundError
-from .model_source import DEFAULT_MODEL, locate_model
-from .postprocess import PostprocessOptions
-from .preprocess import PreparedImage, prepare_image
-from .targets import TargetClass, resolve_targets
+import importlib
+from typing import TYPE_CHECKING
+
+# Where each public name lives. Loaded on first use (PEP 562), so that light users such as the
+# model hub or a Slicer panel listing models can import ``mome.inference.errors`` without pulling
+# in torch, SimpleITK and the network.
+_EXPORTS = {
+    "DeviceUnavailableError": "device",
+    "resolve_device": "device",
+    "SegmentationResult": "engine",
+    "Segmenter": "engine",
+    "Cancelled": "errors",
+    "ClassNotSupportedError": "errors",
+    "ModelNotFoundError": "errors",
+    "DEFAULT_MODEL": "model_source",
+    "locate_model": "model_source",
+    "PostprocessOptions": "postprocess",
+    "PreparedImage": "preprocess",
+    "prepare_image": "preprocess",
+    "TargetClass": "targets",
+    "resolve_targets": "targets",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .device import DeviceUnavailableError, resolve_device
+    from .engine import SegmentationResult, Segmenter
+    from .errors import Cancelled, ClassNotSupportedError, ModelNotFoundError
+    from .model_source import DEFAULT_MODEL, locate_model
+    from .postprocess import PostprocessOptions
+    from .preprocess import PreparedImage, prepare_image
+    from .targets import TargetClass, resolve_targets
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -23,17 +23,12 @@ from safetensors.torch import load_file, save_file
 
 from ..model import MoME, MoMEConfig
 from .format import FORMAT_NAME, FORMAT_VERSION, PackageClass, PackageInfo, Preprocessing
+from .files import MODEL_JSON, WEIGHTS, PackageFormatError, package_root, read_package_json, safe_extract
 from .manifest import PackageIntegrityError, verify_manifest, write_manifest
 
-MODEL_JSON = "model.json"
-WEIGHTS = "weights.safetensors"
 EMBEDDINGS_KEY = "class_embeddings"
 # Buffers the network rebuilds identically in __init__: storing them would add ~7 MB of int64 indices.
 DERIVED_BUFFER_SUFFIXES = ("relative_position_index",)
-
-
-class PackageFormatError(ValueError):
-    """model.json is missing, unreadable or of an unsupported format version."""
 
 
 @dataclass
@@ -157,8 +152,8 @@ class ModelPackage:
                 raise PackageFormatError(f"{path} is neither a model package folder nor a .zip of one")
             with tempfile.TemporaryDirectory(prefix="mome-package-") as tmp:
                 with zipfile.ZipFile(path) as zf:
-                    _safe_extract(zf, Path(tmp))
-                return cls._load_folder(_package_root(Path(tmp)))
+                    safe_extract(zf, Path(tmp))
+                return cls._load_folder(package_root(Path(tmp)))
         return cls._load_folder(path)
 
     @classmethod
@@ -196,34 +191,6 @@ class ModelPackage:
             class_embeddings=tensors[EMBEDDINGS_KEY].float(),
             state_dict=state,
         )
-
-
-def read_package_json(path: str | Path) -> dict[str, Any]:
-    """model.json of a package folder or zip, without loading (or verifying) the weights."""
-    path = Path(path)
-    if path.is_dir():
-        return json.loads((path / MODEL_JSON).read_text())
-    with zipfile.ZipFile(path) as zf:
-        name = next(n for n in zf.namelist() if n.endswith(MODEL_JSON))
-        return json.loads(zf.read(name))
-
-
-def _safe_extract(zf: zipfile.ZipFile, target: Path) -> None:
-    for member in zf.namelist():
-        dest = (target / member).resolve()
-        if not str(dest).startswith(str(target.resolve())):
-            raise PackageIntegrityError(f"refusing zip entry {member!r} that points outside the package")
-    zf.extractall(target)
-
-
-def _package_root(folder: Path) -> Path:
-    """Zips made by hand often wrap the package in one folder: accept both."""
-    if (folder / MODEL_JSON).is_file():
-        return folder
-    subdirs = [p for p in folder.iterdir() if p.is_dir()]
-    if len(subdirs) == 1 and (subdirs[0] / MODEL_JSON).is_file():
-        return subdirs[0]
-    raise PackageFormatError("the zip holds no model.json; it is not a MoME model package")
 
 
 __all__ = ["ModelPackage", "PackageFormatError", "PackageIntegrityError", "read_package_json"]
