@@ -95,3 +95,42 @@ def test_tumour_voxels_also_count_as_organ(tmp_path):
                             parents={"liver_tumor": ["liver"]})
     tumour, liver = prepared.target[1].astype(bool), prepared.target[0].astype(bool)
     assert tumour.any() and (liver[tumour]).all()
+
+
+def test_seg_nrrd_cases_and_folders_know_their_classes(tmp_path):
+    """A case may be one Slicer .seg.nrrd: its classes (for counts, the class list of a run and the
+    split report) come from the segments' terminology, else their names; unmatched segments are not
+    classes. The same holds for a seg_nrrd_folder dataset."""
+    from mome.io import write_seg_nrrd
+    from mome.vocabulary import SegmentDescriptor
+    from mome.vocabulary.terminology import slicer_terminology_entry
+
+    vocab = load_vocabulary()
+    p = write_phantom_case(tmp_path, "s")
+    image = sitk.ReadImage(str(p["image"]))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(p["labels"])))
+    spleen = vocab.get("spleen")
+    segments = [SegmentDescriptor("s1", "Segment_1", (1, 2, 3), spleen.category, spleen.type),
+                SegmentDescriptor("s2", "Spleen", spleen.color, spleen.category, spleen.type),
+                SegmentDescriptor("s3", "my note", (1, 2, 3), spleen.category, spleen.type)]
+    # s1 is liver by its terminology; s2 and s3 carry an empty one, so their names decide (s3: nothing)
+    entries = [slicer_terminology_entry(vocab.get("liver")), "", ""]
+    write_seg_nrrd(tmp_path / "s.seg.nrrd", [labels == 1, labels == 2, labels == 2], image, segments, "test",
+                   terminology_entries=entries)
+    path = _manifest(tmp_path, [{"name": "slicer", "cases": [
+        {"id": "s", "image": p["image"].name, "seg_nrrd": "s.seg.nrrd", "split": "val"}]}])
+    manifest = load_manifest(path)
+    case = manifest.cases()[0]
+    assert (case.split, case.seg_nrrd.name) == ("val", "s.seg.nrrd")
+    assert case.classes == ["liver", "spleen"]
+    assert manifest.class_case_counts() == {"liver": 1, "spleen": 1}
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("s.seg.nrrd", p["image"].name):
+        (folder / (name if name.endswith(".seg.nrrd") else "s.nii.gz")).write_bytes((tmp_path / name).read_bytes())
+    folder_manifest = load_manifest(_manifest(tmp_path, [{"name": "f", "seg_nrrd_folder": "folder"}]))
+    assert folder_manifest.classes == ["liver", "spleen"]
+
+    with pytest.raises(ManifestError, match="'labels'.*'masks' or 'seg_nrrd'"):
+        load_manifest(_manifest(tmp_path, [{"name": "x", "cases": [{"id": "n", "image": p["image"].name}]}]))

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if hasattr(signal, "SIGBREAK"):  # Windows: what the Slicer modules send to stop a run
+        signal.signal(signal.SIGBREAK, _sigterm_as_interrupt)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,0 +1,106 @@
+"""MoME Training: fine-tune a MoME model on the segmentations in the scene, then manage versions.
+
+The module file only declares the module, embeds ``MoMETrainingLib.Widget`` and runs the tests;
+the work is done by the Qt-free logic in ``MoMETrainingLib`` (tested under slicer-core with pytest:
+``Testing/test_slicer_training_logic.py`` in the MoME repository).
+"""
+
+import importlib
+
+import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+
+
+class MoMETraining(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("MoME Training")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = ["MoMESegmentation"]  # its Lib installs the engine's packages
+        self.parent.contributors = ["MoME developers"]
+        self.parent.helpText = _(
+            "Fine-tune a MoME text-prompted segmentation model on your own labelled CT scans. "
+            "Pair CT volumes with segmentations (segments are matched to MoME's classes by terminology, "
+            "then by name; a case only needs the structures it annotates), build the dataset, and train "
+            "in the background with live loss and validation Dice. Stop saves a checkpoint; Resume continues. "
+            "Each finished run becomes a new model version: compare it with its base on the held-out case, "
+            "set it active, roll back, or export it as a .zip. Nothing leaves this computer."
+        )
+        self.parent.acknowledgementText = _(
+            "Implements the Mixture of Vision-Language Medical Experts (MoME, arXiv 2510.26996). "
+            "Structure follows KitwareMedical/SlicerNNUnet."
+        )
+
+
+class MoMETrainingWidget(ScriptedLoadableModuleWidget):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        self.widget = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        from MoMETrainingLib.widget import Widget
+
+        self.widget = Widget()
+        self.layout.addWidget(self.widget)
+
+    def cleanup(self):
+        if self.widget is not None:
+            self.widget.cleanup()
+
+    def onReload(self):
+        # importlib, not imp (gone in Python 3.12, which Slicer 5.12 ships)
+        import MoMETrainingLib
+
+        for name in ("presets", "training_process", "training_plot", "dataset_builder", "model_store_logic",
+                     "widget"):
+            module = importlib.import_module(f"MoMETrainingLib.{name}")
+            importlib.reload(module)
+        importlib.reload(MoMETrainingLib)
+        ScriptedLoadableModuleWidget.onReload(self)
+
+
+class MoMETrainingTest(ScriptedLoadableModuleTest):
+    """In-Slicer smoke test; the logic's real tests run under pytest with slicer-core."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_widget_builds()
+        self.test_dataset_builder_in_slicer()
+
+    def test_widget_builds(self):
+        from MoMETrainingLib.widget import Widget
+
+        widget = Widget(doShowInfoWindows=False)
+        self.assertGreaterEqual(widget.ui.presetComboBox.count, 2)
+        widget.cleanup()
+
+    def test_dataset_builder_in_slicer(self):
+        import tempfile
+
+        import numpy as np
+        from MoMETrainingLib import CaseSource, DatasetBuilder
+
+        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
+        slicer.util.updateVolumeFromArray(volume, np.full((8, 32, 32), 40, np.int16))
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "labels")
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        segmentId = segmentation.GetSegmentation().AddEmptySegment("", "liver")
+        mask = np.zeros((8, 32, 32), np.uint8)
+        mask[2:6, 8:20, 8:20] = 1
+        slicer.util.updateSegmentBinaryLabelmapFromArray(mask, segmentation, segmentId, volume)
+        with tempfile.TemporaryDirectory() as work:
+            report = DatasetBuilder(slicer.mrmlScene, segmentations_logic=slicer.modules.segmentations.logic()).build(
+                [CaseSource(segmentation, volume)], work)
+            self.assertTrue(report.ok, [p.message for p in report.problems])
+            self.assertEqual(report.class_counts()["liver"]["train"], 1)
+        self.delayDisplay("MoMETraining tests passed")
