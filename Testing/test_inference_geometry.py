@@ -18,6 +18,7 @@ from mome.inference.grid import VoxelGrid
 from mome.inference.preprocess import model_grid, oriented_direction
 from mome.inference.stand_ins import ThresholdModel, random_package
 from mome.io.reading import read_ct
+from image_fixtures import rotated
 from mome.package import Preprocessing
 
 LEVEL_HU = 37.5  # the ThresholdModel default: soft tissue with contrast, bone
@@ -36,16 +37,6 @@ def threshold_masks(image: sitk.Image, spacing: tuple[float, float, float]) -> n
     result = segmenter.segment(image, ["aorta"])
     assert result.device_used == "cpu"
     return result.masks[0]
-
-
-def rotated(image: sitk.Image, degrees_z: float = 20.0, degrees_x: float = 10.0) -> sitk.Image:
-    """The same voxels with an oblique direction (a gantry-tilted / rotated acquisition)."""
-    cz, sz = np.cos(np.radians(degrees_z)), np.sin(np.radians(degrees_z))
-    cx, sx = np.cos(np.radians(degrees_x)), np.sin(np.radians(degrees_x))
-    rotation = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    out = sitk.Image(image)
-    out.SetDirection(tuple((rotation @ np.asarray(image.GetDirection()).reshape(3, 3)).ravel()))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ from MoMESegmentationLib.process import (  # noqa: E402
     SegmentationJob,
     engine_command,
 )
+from image_fixtures import rotated  # noqa: E402
 
 LEVEL_HU = 37.5
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -121,15 +122,6 @@ def node_array(node) -> np.ndarray:
     data = node.GetImageData()
     i, j, k = data.GetDimensions()
     return numpy_support.vtk_to_numpy(data.GetPointData().GetScalars()).reshape(k, j, i)
-
-
-def rotated(image: sitk.Image, degrees_z: float = 20.0, degrees_x: float = 10.0) -> sitk.Image:
-    cz, sz = np.cos(np.radians(degrees_z)), np.sin(np.radians(degrees_z))
-    cx, sx = np.cos(np.radians(degrees_x)), np.sin(np.radians(degrees_x))
-    rotation = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    out = sitk.Image(image)
-    out.SetDirection(tuple((rotation @ np.asarray(image.GetDirection()).reshape(3, 3)).ravel()))
-    return out
 
 
 @pytest.fixture(scope="module")
