@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
 
-from mome.io import dicom_series
 from mome.io.atomic import full_suffix
 from mome.io.errors import ImageReadError, first_error_line
+
+if TYPE_CHECKING:
+    from mome.io import dicom_series
 
 _VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 _COMPLEX_TYPES = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
@@ -46,10 +49,10 @@ def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
             "a DICOM series folder or one file of a DICOM series."
         )
     if source.is_dir():
-        series, warnings = dicom_series.choose_series(source)
+        series, warnings = _dicom().choose_series(source)
         loaded = _load_series(source, series, warnings)
-    elif full_suffix(source).lower() not in _VOLUME_SUFFIXES and dicom_series.looks_like_dicom(source):
-        loaded = _load_series(source, dicom_series.series_of_file(source), [])
+    elif full_suffix(source).lower() not in _VOLUME_SUFFIXES and _dicom().looks_like_dicom(source):
+        loaded = _load_series(source, _dicom().series_of_file(source), [])
     else:
         loaded = LoadedImage(image=_read_file(source), source=source)
     loaded.image = _as_scalar_3d(loaded.image, source, loaded.warnings)
@@ -59,8 +62,15 @@ def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
     return loaded
 
 
+def _dicom():
+    """The DICOM reader, imported on first use: volume files (NIfTI/NRRD/MHA) read without pydicom."""
+    from mome.io import dicom_series
+
+    return dicom_series
+
+
 def _load_series(source: Path, series: dicom_series.DicomSeries, warnings: list[str]) -> LoadedImage:
-    image, read_warnings = dicom_series.read_series(series)
+    image, read_warnings = _dicom().read_series(series)
     return LoadedImage(
         image=image,
         source=source,
