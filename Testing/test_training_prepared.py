@@ -107,3 +107,14 @@ def test_trains_from_the_folder_without_simpleitk_or_a_text_encoder(prepared, tm
     assert package.info.metrics["validation_dice"] == pytest.approx(last_validation["val_dice"])
     assert package.info.provenance["kept"] == "last" and package.info.provenance["kept_step"] == 2
     assert package.info.provenance["dataset"]["train_cases"] == ["phantom/case0"]
+
+
+def test_config_paths_are_relative_to_the_config_file_and_model_names_stay_names(tmp_path):
+    folder = tmp_path / "recipes" / "x"
+    folder.mkdir(parents=True)
+    (folder / "a.yaml").write_text("base_model: ../../runs/base-1.0.0\ndata: {manifest: m.yaml, prepared: prep}\n")
+    (folder / "b.yaml").write_text("base_model: mome-mini@1.0.0\n")
+    a = TrainConfig.load(folder / "a.yaml")
+    assert a.base_model == str((tmp_path / "runs" / "base-1.0.0").resolve())
+    assert a.data.manifest == str((folder / "m.yaml").resolve()) and a.data.prepared == str((folder / "prep").resolve())
+    assert TrainConfig.load(folder / "b.yaml").base_model == "mome-mini@1.0.0"

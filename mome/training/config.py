@@ -108,4 +108,7 @@ class TrainConfig:
             value = getattr(cfg.data, key)
             if value and not Path(value).is_absolute():
                 setattr(cfg.data, key, str((path.parent / value).resolve()))
+        base = cfg.base_model
+        if base and ("/" in base or base.endswith(".zip")) and not Path(base).is_absolute():
+            cfg.base_model = str((path.parent / base).resolve())  # a package path; a plain name stays a name
         return cfg
