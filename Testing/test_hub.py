@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from mome.hub import (
     ChecksumMismatchError,
     ConsentRequiredError,
     DownloadError,
+    ModelNotFoundError,
     ModelStore,
     RegistryEntry,
     RegistryError,
@@ -25,7 +28,6 @@ from mome.hub import (
     load_registry,
     resolve_model,
 )
-from mome.inference import ModelNotFoundError, locate_model
 from mome.package import PackageIntegrityError
 
 
@@ -320,9 +322,20 @@ def test_known_but_not_downloaded_says_how_to_download_without_downloading(tmp_p
     assert "Installed: tiny-test@1.0.0" in str(caught.value) and "far-model" in str(caught.value)
 
 
-def test_locate_model_goes_through_the_hub(tmp_path, monkeypatch, packages):
+def test_resolve_model_uses_the_default_store(tmp_path, monkeypatch, packages):
     monkeypatch.setenv("MOME_HOME", str(tmp_path / "home"))
     installed = ModelStore().install(packages["0.9.0"], activate=True)
-    assert locate_model("tiny-test") == installed.path
-    assert locate_model(None) == installed.path
-    assert locate_model(packages["1.0.0"]) == packages["1.0.0"]  # an existing path wins
+    assert resolve_model("tiny-test") == installed.path
+    assert resolve_model(None) == installed.path
+    assert resolve_model(packages["1.0.0"]) == packages["1.0.0"]  # an existing path wins
+
+
+def test_the_hub_imports_without_torch_or_the_engine():
+    # The Slicer panel lists models through mome.hub before (or without) loading torch.
+    script = (
+        "import sys\n"
+        "import mome.hub\n"
+        "print(sorted(m for m in ('torch', 'SimpleITK', 'mome.inference') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"

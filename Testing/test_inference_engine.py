@@ -1,9 +1,8 @@
 """The engine's behaviour: windows and progress, cancellation, GPU fallbacks, class resolution and
-embeddings, model lookup. The network is the ``ThresholdModel`` stand-in (fast, known output)."""
+embeddings. The network is the ``ThresholdModel`` stand-in (fast, known output)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
@@ -15,9 +14,7 @@ from mome.inference import (
     Cancelled,
     ClassNotSupportedError,
     DeviceUnavailableError,
-    ModelNotFoundError,
     Segmenter,
-    locate_model,
     resolve_device,
 )
 from mome.inference.device import run_with_oom_fallback
@@ -209,19 +206,3 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(DeviceUnavailableError, match="--device cpu"):
         resolve_device("cuda")
-
-
-def test_locate_model_accepts_paths_and_bundled_names(tmp_path, monkeypatch):
-    import mome.inference.model_source as source
-
-    folder = tmp_path / "pkg"
-    folder.mkdir()
-    assert locate_model(folder) == folder
-    monkeypatch.setitem(sys.modules, "mome.hub", None)  # registry not installed: bundled models only
-    monkeypatch.setattr(source, "resources_dir", lambda: tmp_path)
-    (tmp_path / "Models" / "mome-mini").mkdir(parents=True)
-    assert locate_model("mome-mini") == tmp_path / "Models" / "mome-mini"
-    with pytest.raises(ModelNotFoundError, match="not installed"):
-        locate_model("no-such-model")
-    with pytest.raises(ModelNotFoundError, match="does not exist"):
-        locate_model(str(tmp_path / "missing.zip"))

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke test: a small CT and 1 repeat")
     p.add_argument("--ct", type=Path, default=None,
                    help="source CT (default: $MOME_SHARED_DATA or ../shared/data, totalseg_example/example_ct.nii.gz)")
-    p.add_argument("--model", default=None, help="model package (default: mome.inference.locate_model(None))")
+    p.add_argument("--model", default=None, help="model package (default: mome.hub.resolve_model(None))")
     p.add_argument("--skip-end-to-end", action="store_true", help="only the side-by-side comparison")
     p.add_argument("--skip-side-by-side", action="store_true", help="only the end-to-end runs")
     p.add_argument("--block-optional-imports", action="store_true",
@@ -449,15 +449,11 @@ def evaluate_targets(args: argparse.Namespace, e2e: dict[str, Any] | None, side:
 
 # ---------------------------------------------------------------------------- main
 def locate_default_model(requested: str | None, workdir: Path) -> tuple[Path, dict[str, Any]]:
-    from mome.inference import ModelNotFoundError, locate_model
-    from mome.inference.model_source import DEFAULT_MODEL, _bundled
+    from mome.hub import ModelNotFoundError, resolve_model
 
     try:
-        path = locate_model(requested)
-        how = "mome.inference.locate_model"
-    except ModuleNotFoundError as exc:  # the model hub's own dependencies missing: bundled models only
-        path = _bundled(str(requested or DEFAULT_MODEL))
-        how = f"bundled (mome.hub unavailable: {exc})"
+        path = resolve_model(requested)
+        how = "mome.hub.resolve_model"
     except ModelNotFoundError as exc:
         if requested is not None:
             raise

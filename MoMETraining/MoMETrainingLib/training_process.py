@@ -414,6 +414,6 @@ def _resolve_base(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.exists():
         return path
-    from mome.inference.model_source import locate_model
+    from mome.hub import resolve_model as locate_model
 
     return Path(locate_model(name_or_path))

@@ -22,11 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _model_classes(model: str | None) -> tuple[dict[str, Any] | None, str]:
     """model.json of the requested (or default) model, or (None, why) when there is none to use."""
-    from ..inference import DEFAULT_MODEL, ModelNotFoundError, locate_model
+    from ..hub import DEFAULT_MODEL, ModelNotFoundError, resolve_model
     from ..package import read_package_json
 
     try:
-        return read_package_json(locate_model(model)), ""
+        return read_package_json(resolve_model(model)), ""
     except ModelNotFoundError as exc:
         if model is not None:
             raise
@@ -34,7 +34,7 @@ def _model_classes(model: str | None) -> tuple[dict[str, Any] | None, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference import ModelNotFoundError
+    from ..hub import ModelNotFoundError
     from ..vocabulary import classes_as_json, format_classes_table, load_vocabulary
 
     vocabulary = load_vocabulary()

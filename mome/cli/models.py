@@ -138,7 +138,7 @@ def _list(args: argparse.Namespace, store: Any) -> int:
 
 def _default_model() -> Path | None:
     from ..hub import resolve_model
-    from ..inference import ModelNotFoundError
+    from ..hub import ModelNotFoundError
 
     try:
         return resolve_model(None)
@@ -160,7 +160,7 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 # ---------------------------------------------------------------------- download / import
 def _download(args: argparse.Namespace, store: Any) -> int:
     from ..hub import download_model, find_entry, load_registry, parse_spec
-    from ..inference import ModelNotFoundError
+    from ..hub import ModelNotFoundError
     from ..progress import JsonLinesProgress, make_progress
 
     name, version = parse_spec(args.model)
@@ -222,7 +222,7 @@ def _verify(args: argparse.Namespace, store: Any) -> int:
 # ---------------------------------------------------------------------- activate / rollback / export / remove
 def _activate(args: argparse.Namespace, store: Any) -> int:
     from ..hub import bundled_path, load_registry, parse_spec
-    from ..inference import ModelNotFoundError
+    from ..hub import ModelNotFoundError
 
     name, version = parse_spec(args.model)
     before = store.active()

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _is_request_error(exc: BaseException) -> bool:
-    from ..inference import ClassNotSupportedError, DeviceUnavailableError, ModelNotFoundError
+    from ..hub import ModelNotFoundError
+    from ..inference import ClassNotSupportedError, DeviceUnavailableError
     from ..io.errors import ImageReadError
     from ..package import PackageFormatError, PackageIntegrityError
     from ..text import TextEncoderUnavailableError
@@ -124,7 +125,8 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_free_text)
     warnings = list(parsed.warnings)
 
-    from ..inference import PostprocessOptions, Segmenter, locate_model
+    from ..hub import resolve_model
+    from ..inference import PostprocessOptions, Segmenter
     from ..io.reading import read_ct
     from ..package import ModelPackage
 
@@ -139,7 +141,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
     progress.update("load", 0.0, "loading the model")
     clock = time.perf_counter()
-    package = ModelPackage.load(locate_model(args.model))  # None: the active model, else the bundled default
+    package = ModelPackage.load(resolve_model(args.model))  # None: the active model, else the bundled default
     postprocess = PostprocessOptions(
         enabled=not args.no_postprocess,
         largest_component=not args.no_largest_component,

@@ -5,7 +5,8 @@ means (resolve), and getting new ones (download with consent, or import from a f
 * ``store`` — installed packages under ``<MOME_HOME>/models/<name>/<version>/``, the active model
   and rollback (``state``);
 * ``download`` — consent first, then a verified download into the store;
-* ``resolve`` — ``--model NAME[@VERSION]|PATH`` → package path, never downloading;
+* ``resolve`` — ``--model NAME[@VERSION]|PATH`` → package path (``DEFAULT_MODEL`` when none is
+  named or active), never downloading;
 * ``verify`` — checksum check of any package folder or .zip.
 """
 
@@ -14,6 +15,7 @@ from .errors import (
     ChecksumMismatchError,
     ConsentRequiredError,
     DownloadError,
+    ModelNotFoundError,
     RegistryError,
     SizeMismatchError,
     StoreError,
@@ -21,15 +23,17 @@ from .errors import (
 from .naming import parse_spec, version_key
 from .paths import default_home, default_models_dir
 from .registry import RegistryEntry, default_registry_file, find_entry, load_registry
-from .resolve import bundled_path, resolve_model
+from .resolve import DEFAULT_MODEL, bundled_path, resolve_model
 from .store import InstalledModel, ModelStore
 from .verify import verify_package
 
 __all__ = [
+    "DEFAULT_MODEL",
     "ChecksumMismatchError",
     "ConsentRequiredError",
     "DownloadError",
     "InstalledModel",
+    "ModelNotFoundError",
     "ModelStore",
     "RegistryEntry",
     "RegistryError",

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
-from ..inference.errors import ModelNotFoundError
 from ..package import PackageFormatError, read_package_json
 from ..progress import NullProgress, Progress
-from .errors import ChecksumMismatchError, ConsentRequiredError, DownloadError, SizeMismatchError
+from .errors import ChecksumMismatchError, ConsentRequiredError, DownloadError, ModelNotFoundError, SizeMismatchError
 from .registry import RegistryEntry
 from .store import InstalledModel, ModelStore
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 from ..package import PackageIntegrityError
 
 
+class ModelNotFoundError(FileNotFoundError):
+    """``--model`` names no installed or bundled model and no existing package path."""
+
+
 class RegistryError(ValueError):
     """``Models.json`` is unreadable or an entry in it is malformed."""
 

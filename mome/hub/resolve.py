@@ -3,7 +3,7 @@
 Order, first match wins:
 
 1. an existing path (package folder or .zip);
-2. no name at all → the store's active model, else the default model ``mome-mini``;
+2. no name at all → the store's active model, else :data:`DEFAULT_MODEL`;
 3. ``NAME`` / ``NAME@VERSION`` installed in the store (no version: the active version of that
    model, else its newest);
 4. a package bundled with MoME (``Resources/Models/NAME`` folder or .zip, or the registry's
@@ -20,13 +20,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..inference.errors import ModelNotFoundError
-from ..inference.model_source import DEFAULT_MODEL
 from ..package import read_package_json
 from ..resources import resources_dir
+from .errors import ModelNotFoundError
 from .naming import format_spec, parse_spec
 from .registry import RegistryEntry, find_entry, load_registry
 from .store import ModelStore
+
+#: The model a run uses when none is named and none is active: the one bundled with MoME.
+DEFAULT_MODEL = "mome-mini"
 
 
 def resolve_model(spec: str | os.PathLike[str] | None = None, store: ModelStore | None = None,

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..inference.errors import ModelNotFoundError
 from ..io.atomic import atomic_write
 from ..package import PackageFormatError, PackageIntegrityError, verify_manifest
 from ..package.manifest import MANIFEST_NAME
 from ..package.files import MODEL_JSON
-from .errors import StoreError
+from .errors import ModelNotFoundError, StoreError
 from .naming import check_component, version_key
 from .paths import default_models_dir
 from .state import Ref, StoreState

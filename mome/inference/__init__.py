@@ -18,9 +18,6 @@ _EXPORTS = {
     "Segmenter": "engine",
     "Cancelled": "errors",
     "ClassNotSupportedError": "errors",
-    "ModelNotFoundError": "errors",
-    "DEFAULT_MODEL": "model_source",
-    "locate_model": "model_source",
     "PostprocessOptions": "postprocess",
     "PreparedImage": "preprocess",
     "prepare_image": "preprocess",
@@ -31,8 +28,7 @@ _EXPORTS = {
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .device import DeviceUnavailableError, resolve_device
     from .engine import SegmentationResult, Segmenter
-    from .errors import Cancelled, ClassNotSupportedError, ModelNotFoundError
-    from .model_source import DEFAULT_MODEL, locate_model
+    from .errors import Cancelled, ClassNotSupportedError
     from .postprocess import PostprocessOptions
     from .preprocess import PreparedImage, prepare_image
     from .targets import TargetClass, resolve_targets
@@ -45,17 +41,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DEFAULT_MODEL",
     "Cancelled",
     "ClassNotSupportedError",
     "DeviceUnavailableError",
-    "ModelNotFoundError",
     "PostprocessOptions",
     "PreparedImage",
     "SegmentationResult",
     "Segmenter",
     "TargetClass",
-    "locate_model",
     "prepare_image",
     "resolve_device",
     "resolve_targets",

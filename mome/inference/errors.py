@@ -8,9 +8,5 @@ class Cancelled(KeyboardInterrupt):
     path as Ctrl-C everywhere (no ``except Exception`` swallows it, temporary files are removed)."""
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """``--model`` names no installed model and no existing package path."""
-
-
 class ClassNotSupportedError(ValueError):
     """A requested class cannot be segmented with this model (no embedding, no free text)."""

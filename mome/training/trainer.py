@@ -98,9 +98,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _load_base(self) -> ModelPackage:
-        from ..inference.model_source import locate_model
+        from ..hub import resolve_model
 
-        return ModelPackage.load(locate_model(self.cfg.base_model))
+        return ModelPackage.load(resolve_model(self.cfg.base_model))
 
     def _run_classes(self) -> list[str]:
         wanted = self.cfg.classes or self.manifest.classes
