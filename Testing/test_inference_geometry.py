@@ -13,10 +13,9 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from mome.imaging import Grid, model_grid, oriented_direction
 from mome.inference import PostprocessOptions, Segmenter, prepare_image
-from mome.inference.grid import VoxelGrid
-from mome.inference.preprocess import model_grid, oriented_direction
-from mome.inference.stand_ins import ThresholdModel, random_package
+from stand_ins import ThresholdModel, random_package
 from mome.io.reading import read_ct
 from image_fixtures import rotated
 from mome.package import Preprocessing
@@ -86,7 +85,7 @@ def test_masks_overlap_the_truth_after_real_resampling(request, name, spacing):
 
 
 def test_model_grid_is_ras_and_covers_the_field_of_view(lps_nrrd):
-    source = VoxelGrid.of(lps_nrrd)
+    source = Grid.of(lps_nrrd)
     grid = model_grid(source, (1.5, 1.5, 1.5), "RAS")
     assert grid.direction == pytest.approx((-1, 0, 0, 0, -1, 0, 0, 0, 1))
     # Same physical extent (to within one target voxel) and same centre.

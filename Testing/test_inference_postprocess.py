@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from mome.inference.grid import VoxelGrid
+from mome.imaging import Grid
 from mome.inference.postprocess import (
     PostprocessOptions,
     constrain_probabilities,
@@ -20,7 +20,7 @@ from mome.inference.resample_back import mask_on_source
 
 SHAPE = (40, 40, 60)  # (z, y, x)
 # An RAS grid like the model's: index x runs toward the patient's right, i.e. LPS x decreases.
-RAS = VoxelGrid(size=(60, 40, 40), spacing=(1.5, 1.5, 1.5), origin=(45.0, 30.0, 0.0),
+RAS = Grid(size=(60, 40, 40), spacing=(1.5, 1.5, 1.5), origin=(45.0, 30.0, 0.0),
                 direction=(-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
 
 
@@ -137,7 +137,7 @@ def test_constrained_probabilities_reproduce_the_cleaned_mask(spacing):
     constrained = constrain_probabilities(probabilities, cleaned, 128)
     assert np.array_equal(constrained >= 128, cleaned)
     # Resampled to a finer grid over the same box, the removed speck cannot come back.
-    target = VoxelGrid(
+    target = Grid(
         size=tuple(int(round(n * 1.5 / spacing)) for n in RAS.size), spacing=(spacing,) * 3,
         origin=tuple(RAS.index_to_physical(np.full(3, -0.5 + spacing / 3))[0]), direction=RAS.direction,
     )

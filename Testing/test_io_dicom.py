@@ -10,7 +10,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from mome.io import GeometryMismatchError, read_ct, resample_to_reference, write_dicom_seg
+from mome.imaging import resample
+from mome.io import GeometryMismatchError, read_ct, write_dicom_seg
 from mome.vocabulary.codes import Code, SegmentDescriptor
 
 ANATOMY = Code("123037004", "SCT", "Anatomical Structure")
@@ -45,7 +46,7 @@ def series(data: Path):
 @pytest.fixture(scope="module")
 def liver(data: Path, series) -> np.ndarray:
     """The manual liver label map resampled (nearest) onto the series grid."""
-    labels = resample_to_reference(sitk.ReadImage(str(data / "liver_seg.nrrd")), series.image, "nearest")
+    labels = resample(sitk.ReadImage(str(data / "liver_seg.nrrd")), series.image, "nearest")
     mask = sitk.GetArrayFromImage(labels) > 0
     assert mask.sum(axis=(1, 2)).min() > 10000  # liver on every slice
     return mask

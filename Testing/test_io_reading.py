@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from mome.io import ImageReadError, read_ct
-from mome.io.geometry import same_grid
+from mome.imaging import same_grid
 
 
 @pytest.fixture(scope="module")
@@ -238,10 +238,10 @@ def test_non_hu_intensities_warn(ct_nifti: Path, tmp_path: Path, name: str, tran
 
 
 def test_grid_helpers_on_real_images(shared_data: Path, ct_nifti: Path) -> None:
-    from mome.io import GeometryMismatchError, assert_same_grid, copy_grid, resample_to_reference
+    from mome.imaging import GeometryMismatchError, Grid, assert_same_grid, resample
 
     ct = read_ct(ct_nifti).image
-    empty = copy_grid(ct)
+    empty = Grid.of(ct).empty_image()
     assert _geometry(empty) == _geometry(ct) and empty.GetPixelID() == sitk.sitkUInt8
     assert not sitk.GetArrayViewFromImage(empty).any()
     nudged = sitk.Image(ct)
@@ -256,14 +256,14 @@ def test_grid_helpers_on_real_images(shared_data: Path, ct_nifti: Path) -> None:
     # Nearest-neighbour resampling of the 3 mm label map onto the CT grid it came from is exact,
     # and onto a finer LPS grid keeps label values (no interpolated in-between labels).
     labels = sitk.ReadImage(str(shared_data / "totalseg_example" / "example_seg.nii.gz"))
-    same = resample_to_reference(labels, ct)
+    same = resample(labels, ct, "nearest")
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(same), sitk.GetArrayViewFromImage(labels))
     finer = sitk.Image([s * 2 for s in ct.GetSize()], sitk.sitkUInt8)
     finer.SetSpacing([s / 2 for s in ct.GetSpacing()])
     finer.SetOrigin(ct.TransformContinuousIndexToPhysicalPoint((-0.25, -0.25, -0.25)))
     finer.SetDirection(ct.GetDirection())
-    up = sitk.GetArrayFromImage(resample_to_reference(labels, finer))
+    up = sitk.GetArrayFromImage(resample(labels, finer, "nearest"))
     assert set(np.unique(up)) <= set(np.unique(sitk.GetArrayViewFromImage(labels)))
     assert abs(int((up == 5).sum()) - 8 * int((sitk.GetArrayViewFromImage(labels) == 5).sum())) < 0.05 * (up == 5).sum()
     with pytest.raises(ValueError, match="interpolator"):
-        resample_to_reference(labels, ct, interpolator="cubic")
+        resample(labels, ct, interpolator="cubic")

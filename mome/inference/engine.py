@@ -23,6 +23,7 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
+from ..imaging import from_network_layout
 from ..package import ModelPackage
 from ..progress import NullProgress, Progress
 from ..vocabulary import SegmentDescriptor, Vocabulary
@@ -177,6 +178,6 @@ class Segmenter:
         out = []
         for k in range(stitched.shape[0]):
             channel = stitched[k].float().mul_(255).round_().to(torch.uint8)
-            out.append(np.ascontiguousarray(channel.numpy().transpose(2, 1, 0)))
+            out.append(np.ascontiguousarray(from_network_layout(channel.numpy())))
         del stitched
         return out, device_used

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 from scipy import ndimage
 
-from .grid import VoxelGrid
+from ..imaging import Grid, bounding_box
 
 #: Organs whose lumen gas splits them into several pieces on CT: keeping one piece would be wrong.
 MULTI_PART_ORGANS = frozenset({"colon", "small_bowel", "duodenum"})
@@ -57,7 +57,7 @@ class PostprocessOptions:
         return int(min(255, max(1, round(self.threshold * 255))))
 
 
-def postprocess_masks(masks: Sequence[np.ndarray], targets: Sequence[TargetLike], grid: VoxelGrid,
+def postprocess_masks(masks: Sequence[np.ndarray], targets: Sequence[TargetLike], grid: Grid,
                       options: PostprocessOptions = PostprocessOptions(),
                       midline: float | None = None) -> tuple[list[np.ndarray], list[str]]:
     """Apply the enabled steps; return new masks (inputs are not modified) and notes on what changed.
@@ -96,7 +96,7 @@ def postprocess_masks(masks: Sequence[np.ndarray], targets: Sequence[TargetLike]
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component of ``mask`` (empty stays empty)."""
-    box = _bbox(mask)
+    box = bounding_box(mask)
     if box is None:
         return mask.copy()
     labels, count = ndimage.label(mask[box], structure=_FULL_CONNECTIVITY)
@@ -112,7 +112,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 def dilate_ball(mask: np.ndarray, radius: float) -> np.ndarray:
     """``mask`` grown by a Euclidean ball of ``radius`` voxels, computed only around the mask."""
-    box = _bbox(mask, margin=int(np.ceil(radius)))
+    box = bounding_box(mask, margin=int(np.ceil(radius)))
     out = np.zeros_like(mask, dtype=bool)
     if box is None:
         return out
@@ -122,11 +122,11 @@ def dilate_ball(mask: np.ndarray, radius: float) -> np.ndarray:
     return out
 
 
-def side_regions(union: np.ndarray, grid: VoxelGrid, midline: float) -> tuple[np.ndarray, np.ndarray]:
+def side_regions(union: np.ndarray, grid: Grid, midline: float) -> tuple[np.ndarray, np.ndarray]:
     """Split ``union`` into (left, right) by whole connected components, cutting only straddlers."""
     left = np.zeros_like(union, dtype=bool)
     right = np.zeros_like(union, dtype=bool)
-    box = _bbox(union)
+    box = bounding_box(union)
     if box is None:
         return left, right
     offset = np.array([s.start for s in box])
@@ -146,7 +146,7 @@ def side_regions(union: np.ndarray, grid: VoxelGrid, midline: float) -> tuple[np
 
 
 def _split_lungs(masks: list[np.ndarray], targets: Sequence[TargetLike], index: dict[str, int],
-                 grid: VoxelGrid, midline: float) -> list[str]:
+                 grid: Grid, midline: float) -> list[str]:
     notes = []
     lung_parts = [t for t in targets if t.key.startswith("lung_") and t.kind == "organ" and t.laterality]
     whole = [t for t in lung_parts if t.key in WHOLE_LUNGS]
@@ -183,7 +183,7 @@ def constrain_probabilities(probabilities: np.ndarray, mask: np.ndarray, level: 
     post-processed mask's shape with smooth edges, and removed parts cannot reappear.
     """
     out = np.zeros_like(probabilities, dtype=np.uint8)
-    box = _bbox(mask, margin=1)
+    box = bounding_box(mask, margin=1)
     if box is None:
         return out
     inside = mask[box]
@@ -194,11 +194,3 @@ def constrain_probabilities(probabilities: np.ndarray, mask: np.ndarray, level: 
     block[shell] = np.minimum(values[shell], level - 1)
     out[box] = block
     return out
-
-
-def _bbox(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the bounding box of ``mask`` grown by ``margin`` voxels (clipped), or None if empty."""
-    boxes = ndimage.find_objects(mask.astype(np.uint8, copy=False))
-    if not boxes or boxes[0] is None:
-        return None
-    return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(boxes[0], mask.shape))

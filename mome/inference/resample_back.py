@@ -17,22 +17,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .grid import VoxelGrid
+from ..imaging import Grid, bounding_box, resample
 
 
-def probability_box(probabilities: np.ndarray, level: int) -> tuple[slice, slice, slice] | None:
-    """(z, y, x) slices of the voxels ``>= level`` grown by one voxel (clipped); None if there are none."""
-    inside = probabilities >= level
-    if not inside.any():
-        return None
-    box = []
-    for axis, n in enumerate(inside.shape):
-        hits = np.flatnonzero(inside.any(axis=tuple(a for a in range(3) if a != axis)))
-        box.append(slice(max(0, int(hits[0]) - 1), min(n, int(hits[-1]) + 2)))
-    return tuple(box)  # type: ignore[return-value]
-
-
-def source_box(grid: VoxelGrid, box: tuple[slice, slice, slice], source: VoxelGrid) -> tuple[np.ndarray, np.ndarray] | None:
+def source_box(grid: Grid, box: tuple[slice, ...], source: Grid) -> tuple[np.ndarray, np.ndarray] | None:
     """The (x, y, z) start and size of the block of ``source`` voxels covering ``box`` of ``grid``."""
     low = np.array([box[2].start, box[1].start, box[0].start], dtype=float)
     high = np.array([box[2].stop - 1, box[1].stop - 1, box[0].stop - 1], dtype=float)
@@ -45,26 +33,22 @@ def source_box(grid: VoxelGrid, box: tuple[slice, slice, slice], source: VoxelGr
     return start, stop - start
 
 
-def _resample_block(probabilities: np.ndarray, grid: VoxelGrid, box: tuple[slice, slice, slice],
-                    target: VoxelGrid) -> np.ndarray:
+def _resample_block(probabilities: np.ndarray, grid: Grid, box: tuple[slice, ...], target: Grid) -> np.ndarray:
     """Linear resampling of ``probabilities[box]`` onto ``target``: a float32 (z, y, x) array."""
     block = np.ascontiguousarray(probabilities[box])
     start = (box[2].start, box[1].start, box[0].start)
     image = grid.sub_grid(start, block.shape[::-1]).image_from_array(block)
-    resampled = sitk.Resample(
-        image, list(target.size), sitk.Transform(), sitk.sitkLinear,
-        target.origin, target.spacing, target.direction, 0.0, sitk.sitkFloat32,
-    )
-    return sitk.GetArrayFromImage(resampled)
+    return sitk.GetArrayFromImage(resample(image, target, "linear", 0.0, sitk.sitkFloat32))
 
 
-def mask_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid, level: int) -> np.ndarray:
+def mask_on_source(probabilities: np.ndarray, grid: Grid, source: Grid, level: int) -> np.ndarray:
     """Threshold-after-resampling of one class: uint8 probabilities (z, y, x) on ``grid`` → boolean
     (z, y, x) mask on ``source``. A voxel is inside when its interpolated value, rounded half up to a
     uint8 step (as :func:`probabilities_on_source` stores it), is ≥ ``level``; so the mask always
     equals ``probabilities_on_source(...) >= level``."""
     out = np.zeros(source.array_shape, dtype=bool)
-    box = probability_box(probabilities, level)
+    # Grown by one voxel: interpolation reaches one model voxel beyond the thresholded ones.
+    box = bounding_box(probabilities >= level, margin=1)
     if box is None:
         return out
     placed = source_box(grid, box, source)
@@ -78,10 +62,10 @@ def mask_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid
     return out
 
 
-def probabilities_on_source(probabilities: np.ndarray, grid: VoxelGrid, source: VoxelGrid) -> np.ndarray:
+def probabilities_on_source(probabilities: np.ndarray, grid: Grid, source: Grid) -> np.ndarray:
     """uint8 probabilities (×255) of one class resampled linearly onto ``source``; zero outside ``grid``."""
     out = np.zeros(source.array_shape, dtype=np.uint8)
-    box = probability_box(probabilities, 1)
+    box = bounding_box(probabilities >= 1, margin=1)
     if box is None:
         return out
     placed = source_box(grid, box, source)

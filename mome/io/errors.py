@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from ..imaging.grid import GeometryMismatchError
+
+__all__ = ["GeometryMismatchError", "ImageReadError", "first_error_line"]
+
 
 class ImageReadError(ValueError):
     """An input image cannot be used; the message names the problem and how to fix it."""
-
-
-class GeometryMismatchError(ValueError):
-    """Two images (or masks and their reference) do not lie on the same voxel grid."""
 
 
 def first_error_line(exc: BaseException) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from mome.io.atomic import atomic_write, full_suffix
-from mome.io.geometry import image_from_array
-from mome.io.masks import checked_masks, to_label_map
+from .atomic import full_suffix
+from ..imaging import Grid
+from .masks import checked_masks, to_label_map
 
 LABELMAP_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".mha")
 
@@ -37,7 +37,6 @@ def write_labelmap(
     arrays = checked_masks(masks, reference)
     if not arrays:
         raise ValueError("No masks to write")
-    labels = image_from_array(to_label_map(arrays), reference)
-    with atomic_write(target) as tmp:
-        sitk.WriteImage(labels, str(tmp), useCompression=compress)
+    labels = Grid.of(reference).image_from_array(to_label_map(arrays))
+    sitk.WriteImage(labels, str(target), useCompression=compress)
     return target

@@ -9,20 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import SimpleITK as sitk
 
-from mome.io.errors import GeometryMismatchError
-from mome.io.geometry import Grid
+from ..imaging import GeometryMismatchError, Grid, GridLike
 
 
-def checked_masks(masks: Sequence[np.ndarray] | np.ndarray, reference: sitk.Image | Grid) -> list[np.ndarray]:
+def checked_masks(masks: Sequence[np.ndarray] | np.ndarray, reference: GridLike) -> list[np.ndarray]:
     """The masks as a list of (z, y, x) boolean arrays, after checking their shape.
 
     Any non-zero value counts as inside, so uint8 0/1 masks work as well as booleans. Boolean
     input is not copied: a whole-body result can hold a hundred full-size masks, and one stacked
     copy of them all would cost gigabytes.
     """
-    grid = reference if isinstance(reference, Grid) else Grid.of(reference)
+    grid = Grid.of(reference)
     arrays = list(masks)
     for index, array in enumerate(arrays):
         if tuple(np.shape(array)) != grid.array_shape:
@@ -70,15 +68,3 @@ def assign_layers(masks: Sequence[np.ndarray]) -> list[int]:
             occupied.append(mask.copy())
             layers.append(len(occupied) - 1)
     return layers
-
-
-def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int, int, int] | None:
-    """Inclusive (x0, x1, y0, y1, z0, z1) voxel extent of a (z, y, x) mask, None when empty."""
-    if not mask.any():
-        return None
-    bounds = []
-    for axis in (2, 1, 0):  # x, y, z
-        other = tuple(a for a in range(3) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        bounds += [int(hits[0]), int(hits[-1])]
-    return tuple(bounds)  # type: ignore[return-value]

@@ -12,21 +12,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..imaging import intensity_to_unit
-from ..inference.grid import VoxelGrid
-from ..inference.preprocess import model_grid, resample_to_grid
+from ..imaging import AIR_HU, Grid, model_grid, network_array, resample, same_grid, scale_intensity
 from ..vocabulary import Vocabulary
 from .manifest import Case, ManifestError, Manifest
 from .prepared import PreparedCase, TrainingData
 
 
-def _same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tol)
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=max(tol, 1e-3))
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=tol)
-    )
+#: Labels from other tools may carry a little more header rounding than MoME's own outputs.
+GRID_TOLERANCE = 1e-4
 
 
 def read_header(path: Path) -> sitk.ImageFileReader:
@@ -75,8 +68,8 @@ def _seg_nrrd_masks(path: Path, image: sitk.Image, vocabulary: Vocabulary | None
             continue
         img = sitk.GetImageFromArray(arr.astype(np.uint8))
         img.CopyInformation(reference)
-        if not _same_grid(img, image):
-            img = sitk.Resample(img, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        if not same_grid(img, image, GRID_TOLERANCE):
+            img = resample(img, image, "nearest")
         out[key] = img
     return out
 
@@ -97,19 +90,19 @@ def prepare_case(
 ) -> PreparedCase:
     """Load, reorient and resample a case to the model grid; build its K-channel target.
 
-    The grid and array layout are exactly those of inference (``mome.inference.preprocess``), so the
-    network sees the same kind of input in training and in use.
+    The grid, resampling, intensity scaling and array layout are ``mome.imaging``'s, as in inference
+    (``mome.inference.preprocess``), so the network sees the same kind of input in training and in use.
     """
     image = sitk.ReadImage(str(case.image), sitk.sitkFloat32)
     masks = case_masks(case, image)
     for key, mask in masks.items():
-        if not _same_grid(mask, image):
+        if not same_grid(mask, image, GRID_TOLERANCE):
             raise ManifestError([f"{case.dataset}/{case.id}: {key} mask grid differs from the image grid"])
     if case.roi:
         image = crop_roi(image, case.roi)
         masks = {k: crop_roi(m, case.roi) for k, m in masks.items()}
-    grid = model_grid(VoxelGrid.of(image), tuple(float(s) for s in spacing), orientation)
-    image_grid = resample_to_grid(image, grid)
+    grid = model_grid(Grid.of(image), spacing, orientation)
+    image_grid = resample(image, grid, "linear", AIR_HU, sitk.sitkFloat32)
     index = {k: i for i, k in enumerate(classes)}
     target = np.zeros((len(classes), *grid.size), np.uint8)
     labelled = np.zeros(len(classes), bool)
@@ -117,8 +110,8 @@ def prepare_case(
         if key not in index:
             continue
         # Linear interpolation of the binary mask, thresholded at 0.5: smoother than nearest.
-        resampled = resample_to_grid(sitk.Cast(mask, sitk.sitkFloat32), grid, default_value=0.0)
-        target[index[key]] = (sitk.GetArrayFromImage(resampled) >= 0.5).transpose(2, 1, 0)
+        resampled = resample(sitk.Cast(mask, sitk.sitkFloat32), grid, "linear", 0.0)
+        target[index[key]] = network_array(resampled) >= 0.5
         labelled[index[key]] = True
     # A tumour voxel is also a voxel of its organ (the Universal Model's convention).
     for key, organs in (parents or {}).items():
@@ -126,8 +119,8 @@ def prepare_case(
             for organ in organs:
                 if organ in index and labelled[index[organ]]:
                     target[index[organ]] |= target[index[key]]
-    hu = sitk.GetArrayFromImage(image_grid).transpose(2, 1, 0)  # (z, y, x) → (x, y, z)
-    image_array = np.ascontiguousarray(intensity_to_unit(hu, hu_window)[None])
+    hu = network_array(image_grid)
+    image_array = np.ascontiguousarray(scale_intensity(hu, hu_window)[None])
     return PreparedCase(case.id, case.dataset, image_array, target, labelled)
 
 
@@ -182,9 +175,7 @@ def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes:
             for what, h in headers.items():
                 if what in ("image", "seg.nrrd"):
                     continue
-                if h.GetSize() != image.GetSize() or not np.allclose(h.GetSpacing(), image.GetSpacing(), atol=1e-4) \
-                        or not np.allclose(h.GetOrigin(), image.GetOrigin(), atol=1e-3) \
-                        or not np.allclose(h.GetDirection(), image.GetDirection(), atol=1e-4):
+                if not same_grid(h, image, GRID_TOLERANCE):
                     problems.append(
                         f"{where}: {what} geometry (size {h.GetSize()}, spacing {np.round(h.GetSpacing(), 3).tolist()}) "
                         f"does not match the image (size {image.GetSize()}, spacing "
