@@ -12,11 +12,11 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
+from mome.imaging import resample, same_grid
 from mome.io import (
     atomic_write,
     read_seg_nrrd,
     render_preview,
-    same_grid,
     structure_statistics,
     to_label_map,
     write_labelmap,
@@ -245,9 +245,9 @@ def test_seg_nrrd_round_trip_with_own_reader(ct: sitk.Image, masks: list[np.ndar
         "Segmentation category and type - DICOM master list~SCT^123037004^Anatomical Structure"
         "~SCT^10200004^Liver~^^~Anatomic codes - DICOM master list~^^~^^"
     )
-    from mome.io import terminology_entry
+    from mome.vocabulary import GENERAL_ANATOMY_CONTEXT_NAME, slicer_terminology_entry
 
-    entries = [custom] + [terminology_entry(s) for s in SEGMENTS[1:]]
+    entries = [custom] + [slicer_terminology_entry(s, GENERAL_ANATOMY_CONTEXT_NAME) for s in SEGMENTS[1:]]
     path = write_seg_nrrd(tmp_path / "r.seg.nrrd", masks, ct, SEGMENTS, "MoME", terminology_entries=entries)
     infos, back, grid = read_seg_nrrd(path)
     np.testing.assert_array_equal(back, np.stack(masks))
@@ -259,16 +259,14 @@ def test_seg_nrrd_round_trip_with_own_reader(ct: sitk.Image, masks: list[np.ndar
 
 
 def test_read_seg_nrrd_of_a_slicer_written_file(ct: sitk.Image, masks: list[np.ndarray], tmp_path: Path) -> None:
-    from mome.io import image_from_array, resample_to_reference
-
     ours = write_seg_nrrd(tmp_path / "ours.seg.nrrd", masks, ct, SEGMENTS, "MoME")
     _slicer_write(ours, tmp_path / "slicer.seg.nrrd")
     infos, back, grid = read_seg_nrrd(tmp_path / "slicer.seg.nrrd")
     assert grid.size != tuple(ct.GetSize())  # Slicer cropped the grid ...
     assert [i["descriptor"] for i in infos] == SEGMENTS  # ... but kept names, colours and codes
     for mask, cropped in zip(masks, back, strict=True):
-        image = image_from_array(cropped.astype(np.uint8), grid)
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(resample_to_reference(image, ct)) > 0, mask)
+        image = grid.image_from_array(cropped.astype(np.uint8))
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(resample(image, ct, "nearest")) > 0, mask)
 
 
 def test_seg_nrrd_without_overlap_is_3d(ct: sitk.Image, masks: list[np.ndarray], tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Reading CTs and writing segmentation results (label maps, .seg.nrrd, DICOM-SEG, stats, previews).
 
 All images are SimpleITK images in LPS physical space; all masks are boolean numpy arrays in
-SimpleITK array order (z, y, x) on the grid of the image they were computed from. Every writer
-writes atomically (see :mod:`mome.io.atomic`). Nothing here imports Slicer or Qt.
+SimpleITK array order (z, y, x) on the grid of the image they were computed from (grids, resampling
+and their comparison are :mod:`mome.imaging`'s). Writers write the path they are given; a caller that
+needs a file (or a set of files) to appear whole or not at all stages them with
+:func:`mome.io.atomic.atomic_write`, as ``mome segment`` does. Nothing here imports Slicer or Qt.
 
 The public names are imported on first use, so reading a volume file or writing a ``.seg.nrrd``
 needs neither the DICOM stack (pydicom, highdicom) nor Pillow (previews).
@@ -21,12 +23,6 @@ _EXPORTS = {
     "write_dicom_seg": "dicom_seg",
     "GeometryMismatchError": "errors",
     "ImageReadError": "errors",
-    "Grid": "geometry",
-    "assert_same_grid": "geometry",
-    "copy_grid": "geometry",
-    "image_from_array": "geometry",
-    "resample_to_reference": "geometry",
-    "same_grid": "geometry",
     "write_labelmap": "labelmap",
     "to_label_map": "masks",
     "render_preview": "preview",
@@ -34,11 +30,10 @@ _EXPORTS = {
     "intensity_warning": "reading",
     "read_ct": "reading",
     "read_seg_nrrd": "seg_nrrd",
+    "read_seg_nrrd_segments": "seg_nrrd",
     "write_seg_nrrd": "seg_nrrd",
     "structure_statistics": "statistics",
     "write_statistics": "statistics",
-    "parse_terminology_entry": "terminology",
-    "terminology_entry": "terminology",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -58,21 +53,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from mome.io.atomic import atomic_write, full_suffix
-    from mome.io.dicom_seg import map_frames_to_slices, write_dicom_seg
-    from mome.io.errors import GeometryMismatchError, ImageReadError
-    from mome.io.geometry import (
-        Grid,
-        assert_same_grid,
-        copy_grid,
-        image_from_array,
-        resample_to_reference,
-        same_grid,
-    )
-    from mome.io.labelmap import write_labelmap
-    from mome.io.masks import to_label_map
-    from mome.io.preview import render_preview
-    from mome.io.reading import LoadedImage, intensity_warning, read_ct
-    from mome.io.seg_nrrd import read_seg_nrrd, write_seg_nrrd
-    from mome.io.statistics import structure_statistics, write_statistics
-    from mome.io.terminology import parse_terminology_entry, terminology_entry
+    from .atomic import atomic_write, full_suffix
+    from .dicom_seg import map_frames_to_slices, write_dicom_seg
+    from .errors import GeometryMismatchError, ImageReadError
+    from .labelmap import write_labelmap
+    from .masks import to_label_map
+    from .preview import render_preview
+    from .reading import LoadedImage, intensity_warning, read_ct
+    from .seg_nrrd import read_seg_nrrd, read_seg_nrrd_segments, write_seg_nrrd
+    from .statistics import structure_statistics, write_statistics

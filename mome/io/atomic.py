@@ -1,8 +1,8 @@
 """Write-then-rename so that a cancelled or failed run never leaves a partial output file.
 
-Every MoME writer goes through :func:`atomic_write`: the writer fills a temporary file in the
-destination folder (same file system, so the final rename is atomic) and only a complete file
-is moved onto the requested name.
+Callers stage outputs with :func:`atomic_write` (``mome segment`` stages all of its outputs at once):
+the writer fills a temporary file in the destination folder (same file system, so the final rename
+is atomic) and only a complete file is moved onto the requested name.
 """
 
 from __future__ import annotations

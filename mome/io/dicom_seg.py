@@ -18,10 +18,9 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.sr.codedict import codes
 
-from mome.io.atomic import atomic_write
-from mome.io.errors import GeometryMismatchError
-from mome.io.masks import check_count, checked_masks
-from mome.vocabulary.codes import Code, SegmentDescriptor
+from .errors import GeometryMismatchError
+from .masks import check_count, checked_masks
+from ..vocabulary.codes import Code, SegmentDescriptor
 
 # Allowed mismatch between the reference grid and a source frame: a small fraction of a voxel
 # absorbs DICOM's decimal-string rounding of positions and spacings.
@@ -69,8 +68,7 @@ def write_dicom_seg(
             ordered, pixel_array, descriptions, algorithm_name, algorithm_version, series_description, series_number
         )
     target = Path(path)
-    with atomic_write(target) as tmp:
-        seg.save_as(tmp)
+    seg.save_as(target)
     return target
 
 

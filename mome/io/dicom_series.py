@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from mome.io.errors import ImageReadError, first_error_line
+from .errors import ImageReadError, first_error_line
 
 # Series whose files are not a pixel volume of the patient: loading them as the CT would fail or
 # produce nonsense, so they are never chosen.

@@ -16,9 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image, ImageDraw, ImageFont
 
-from mome.io.atomic import atomic_write
-from mome.io.masks import check_count, checked_masks
-from mome.vocabulary.codes import SegmentDescriptor
+from .masks import check_count, checked_masks
+from ..vocabulary.codes import SegmentDescriptor
 
 _GAP = 4  # pixels between tiles
 _BACKGROUND = (0, 0, 0)
@@ -66,8 +65,7 @@ def render_preview(
 
     mosaic = _compose(tiles, [s for s, m in zip(segments, arrays, strict=True) if m.any()])
     target = Path(path)
-    with atomic_write(target) as tmp:
-        mosaic.save(tmp, format="PNG")
+    mosaic.save(target, format="PNG")
     return target
 
 

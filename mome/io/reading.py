@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
 
-from mome.io.atomic import full_suffix
-from mome.io.errors import ImageReadError, first_error_line
+from .atomic import full_suffix
+from .errors import ImageReadError, first_error_line
 
 if TYPE_CHECKING:
-    from mome.io import dicom_series
+    from . import dicom_series
 
 _VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 _COMPLEX_TYPES = {sitk.sitkComplexFloat32, sitk.sitkComplexFloat64}
@@ -64,7 +64,7 @@ def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
 
 def _dicom():
     """The DICOM reader, imported on first use: volume files (NIfTI/NRRD/MHA) read without pydicom."""
-    from mome.io import dicom_series
+    from . import dicom_series
 
     return dicom_series
 

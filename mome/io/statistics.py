@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from mome.io.atomic import atomic_write
-from mome.io.masks import check_count, checked_masks
-from mome.vocabulary.codes import SegmentDescriptor
+from .masks import check_count, checked_masks
+from ..vocabulary.codes import SegmentDescriptor
 
+STATISTICS_SUFFIXES = (".csv", ".json")
 STATISTICS_COLUMNS = ("key", "name", "voxel_count", "volume_ml", "mean_hu", "std_hu", "min_hu", "max_hu")
 
 
@@ -54,15 +54,14 @@ def write_statistics(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]
     """Write statistics rows as ``.csv`` (one row per structure) or ``.json`` (a list of objects)."""
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in {".csv", ".json"}:
+    if suffix not in STATISTICS_SUFFIXES:
         raise ValueError(f"Statistics path must end with .csv or .json; got {target.name}")
-    with atomic_write(target) as tmp:
-        if suffix == ".json":
-            tmp.write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
-        else:
-            columns = list(STATISTICS_COLUMNS) + sorted({k for r in rows for k in r} - set(STATISTICS_COLUMNS))
-            with tmp.open("w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(rows)
+    if suffix == ".json":
+        target.write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
+    else:
+        columns = list(STATISTICS_COLUMNS) + sorted({k for r in rows for k in r} - set(STATISTICS_COLUMNS))
+        with target.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
     return target

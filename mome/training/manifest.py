@@ -199,25 +199,17 @@ def _cases_from_seg_nrrd_folder(name: str, folder: Path, problems: list[str]) ->
 
 def _seg_nrrd_classes(path: Path, where: str, problems: list[str]) -> list[str]:
     """Vocabulary classes of a .seg.nrrd's segments, from its header only (the voxels are read later)."""
-    import nrrd
-
-    from ..io.seg_nrrd import _parse_tags
+    from ..io.seg_nrrd import read_seg_nrrd_segments
     from ..vocabulary import load_vocabulary
     from .segment_mapping import segment_class_key
 
     if not path.is_file():
         return []  # reported by validate_manifest with the other missing files
     try:
-        header = nrrd.read_header(str(path))
-    except (nrrd.NRRDError, OSError, ValueError) as exc:
-        problems.append(f"{where}: {path.name} is not a readable NRRD: {exc}")
+        segments = read_seg_nrrd_segments(path)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
         return []
     vocabulary = load_vocabulary()
-    keys = []
-    for field_name in sorted(k for k in header if k.startswith("Segment") and k.endswith("_ID")):
-        prefix = field_name[: -len("ID")]
-        segment = {"name": header.get(f"{prefix}Name", ""), "tags": _parse_tags(str(header.get(f"{prefix}Tags", "")))}
-        key = segment_class_key(segment, vocabulary)
-        if key is not None:
-            keys.append(key)
-    return list(dict.fromkeys(keys))
+    keys = [segment_class_key(segment, vocabulary) for segment in segments]
+    return list(dict.fromkeys(k for k in keys if k is not None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..vocabulary import Vocabulary
-from ..vocabulary.terminology import parse_slicer_terminology_entry
+from ..vocabulary.terminology import TERMINOLOGY_TAG, parse_slicer_terminology_entry
 
 
 def segment_class_key(segment: dict[str, Any], vocabulary: Vocabulary) -> str | None:
@@ -14,7 +14,7 @@ def segment_class_key(segment: dict[str, Any], vocabulary: Vocabulary) -> str | 
     Codes win over names because users rename segments freely ("Segment_1", "liv") but Slicer
     keeps the terminology they picked. Returns ``None`` when nothing matches.
     """
-    entry = segment.get("terminology_entry") or segment.get("tags", {}).get("TerminologyEntry")
+    entry = segment.get("terminology_entry") or segment.get("tags", {}).get(TERMINOLOGY_TAG)
     if entry:
         try:
             codes = parse_slicer_terminology_entry(entry)

@@ -16,22 +16,30 @@ from .presets import PRESETS, preset_classes, preset_keys, preset_names, preset_
 from .prompts import ParsedPrompts, UnknownStructureError, free_text_class, parse_prompts, split_prompt_text
 from .table import classes_as_json, format_classes_table
 from .terminology import (
+    ALGORITHM_NAME_TAG,
+    ALGORITHM_TYPE_TAG,
     ANATOMIC_CONTEXT_NAME,
     CONTEXT_NAME,
+    GENERAL_ANATOMY_CONTEXT_NAME,
+    TERMINOLOGY_TAG,
     build_terminology_context,
     parse_slicer_terminology_entry,
     slicer_terminology_entry,
 )
 
 __all__ = [
+    "ALGORITHM_NAME_TAG",
+    "ALGORITHM_TYPE_TAG",
     "ANATOMIC_CONTEXT_NAME",
     "CONTEXT_NAME",
+    "GENERAL_ANATOMY_CONTEXT_NAME",
     "KINDS",
     "PRESETS",
     "Code",
     "ParsedPrompts",
     "SegmentDescriptor",
     "StructureClass",
+    "TERMINOLOGY_TAG",
     "UnknownStructureError",
     "Vocabulary",
     "build_terminology_context",

@@ -1,5 +1,9 @@
 """3D Slicer terminology: the per-segment "TerminologyEntry" tag and MoME's terminology context file.
 
+The one place that builds and parses the entry, for the ``.seg.nrrd`` writer and reader, the
+training data's segment mapping and the Slicer modules (this module is pure Python, so the Slicer
+panel imports it without the engine's heavy dependencies).
+
 Slicer (5.x) stores a segment's codes as one string of seven ``~``-separated fields::
 
     <terminology context name>~<category>~<type>~<type modifier>
@@ -13,12 +17,19 @@ show the codes in its terminology selector the context must be loaded; ``MoME.te
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from .classes import StructureClass
 from .codes import Code
 
+#: Names of the segment tags MoME reads and writes (Slicer segment tags, also ``SegmentN_Tags`` in a .seg.nrrd).
+TERMINOLOGY_TAG = "TerminologyEntry"
+ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmType"
+ALGORITHM_NAME_TAG = "DICOM.SegmentAlgorithmName"
+
 CONTEXT_NAME = "MoME - Mixture of Vision-Language Medical Experts"
+#: Slicer's built-in context, for classes that MoME's own context does not list (known only from a package).
+GENERAL_ANATOMY_CONTEXT_NAME = "Segmentation category and type - 3D Slicer General Anatomy list"
 # Slicer's built-in anatomic context; it holds the organ codes our lesions refer to as their region.
 ANATOMIC_CONTEXT_NAME = "Anatomic codes - DICOM master list"
 CONTEXT_SCHEMA = "https://raw.githubusercontent.com/qiicr/dcmqi/master/doc/schemas/segment-context-schema.json#"
@@ -30,17 +41,31 @@ def _triplet(code: Code | None) -> str:
     return EMPTY_TRIPLET if code is None else code.slicer_triplet()
 
 
-def slicer_terminology_entry(cls: StructureClass, context_name: str = CONTEXT_NAME) -> str:
-    """The value of Slicer's ``TerminologyEntry`` segment tag for ``cls``."""
+class Coded(Protocol):
+    """Anything with a structure's codes: a :class:`StructureClass` or a ``SegmentDescriptor``."""
+
+    category: Code
+    type: Code
+    type_modifier: Code | None
+    anatomic_region: Code | None
+    anatomic_region_modifier: Code | None
+
+
+def slicer_terminology_entry(coded: Coded, context_name: str = CONTEXT_NAME) -> str:
+    """The value of Slicer's ``TerminologyEntry`` segment tag for a class or segment descriptor.
+
+    ``context_name`` names the terminology context listing its category and type: MoME's own for
+    vocabulary classes, :data:`GENERAL_ANATOMY_CONTEXT_NAME` for codes MoME's context lacks.
+    """
     return SEPARATOR.join(
         [
             context_name,
-            _triplet(cls.category),
-            _triplet(cls.type),
-            _triplet(cls.type_modifier),
+            _triplet(coded.category),
+            _triplet(coded.type),
+            _triplet(coded.type_modifier),
             ANATOMIC_CONTEXT_NAME,
-            _triplet(cls.anatomic_region),
-            _triplet(cls.anatomic_region_modifier),
+            _triplet(coded.anatomic_region),
+            _triplet(coded.anatomic_region_modifier),
         ]
     )
 
