@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: progress flag and user-facing error reporting."""
+"""Helpers shared by the subcommands: the progress flag and user-facing error reporting."""
 
 from __future__ import annotations
 
@@ -7,31 +7,53 @@ import sys
 import traceback
 from typing import Callable
 
-from ..progress import Progress, make_progress
+from ..progress import JsonLinesProgress, Progress, make_progress
 
-# Errors that are the user's to fix: shown as one clear line, exit code 2. Anything else is a bug
-# and keeps its traceback.
+PROGRESS_CHOICES = ("auto", "bar", "json", "none")
+
+# Errors that are the user's to fix: shown as one clear message, exit code 2. Anything else is a
+# bug and keeps its traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, PermissionError)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..inference.device import DeviceUnavailableError
     from ..package import PackageIntegrityError
     from ..text import TextEncoderUnavailableError
 
-    return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError)
+    return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError, DeviceUnavailableError)
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--progress", choices=["auto", "bar", "json", "none"], default="auto",
-                        help="progress display; 'json' prints one JSON object per line (for the Slicer modules)")
+    parser.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
+                        help="progress display; 'json' prints one JSON object per line on stdout (for the Slicer "
+                             "modules) (default: auto)")
 
 
-def run_reporting_errors(job: Callable[[Progress], int], progress_mode: str) -> int:
+def run_reporting_errors(job: Callable[[Progress], int], progress_mode: str, command: str = "mome",
+                         cancelled_message: str | None = None) -> int:
+    """Run ``job`` with the progress display of ``progress_mode``; report its failure in one form.
+
+    A user error prints ``<command>: error: <message>`` (JSON: an ``error`` event) and returns 2.
+    In JSON mode a bug becomes an ``internal error`` event with the traceback (exit 1), and Ctrl-C
+    an ``error`` event with ``cancelled_message`` when one is given, before it propagates.
+    """
     progress = make_progress(progress_mode)
+    json_mode = isinstance(progress, JsonLinesProgress)
     try:
         return job(progress)
-    except _user_errors() as exc:
-        progress.error(str(exc), traceback.format_exc())
-        if progress_mode != "json":
-            print(f"mome: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if json_mode and cancelled_message:
+            progress.error(cancelled_message)
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the user in one readable form
+        if isinstance(exc, _user_errors()):
+            message = str(exc).strip() or type(exc).__name__
+            progress.error(message, traceback.format_exc())
+            if not json_mode:
+                print(f"{command}: error: {message}", file=sys.stderr)
+            return 2
+        if json_mode:
+            progress.error(f"internal error: {exc}", traceback.format_exc())
+            return 1
+        raise

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ..progress import JsonLinesProgress, Progress, make_progress
+from ..progress import JsonLinesProgress, Progress
+from ._common import add_progress_argument, run_reporting_errors
 
 log = logging.getLogger("mome.segment")
 
 SEGMENTATION_SUFFIXES = (".seg.nrrd",)
-LABELMAP_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".mha")
-STATS_SUFFIXES = (".csv", ".json")
 
 
 class RequestError(ValueError):
@@ -64,49 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-lung-split", action="store_true", help="do not reassign lung voxels by body side")
     p.add_argument("--allow-free-text", action="store_true",
                    help="segment names the vocabulary does not know from their text alone (zero-shot)")
-    p.add_argument("--progress", default="auto", choices=("auto", "bar", "json", "none"),
-                   help="progress display; json = one JSON object per line on stdout (default: auto)")
+    add_progress_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    progress = make_progress(args.progress)
-    json_mode = isinstance(progress, JsonLinesProgress)
-    try:
-        return _segment(args, progress)
-    except KeyboardInterrupt:
-        if json_mode:
-            progress.error("cancelled; no partial output was left behind")
-        raise
-    except Exception as exc:  # noqa: BLE001 - every failure must reach the user in one readable form
-        if _is_request_error(exc):
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if json_mode:
-                progress.error(message)
-            else:
-                print(f"mome segment: error: {message}", file=sys.stderr)
-            return 2
-        if json_mode:
-            progress.error(f"internal error: {exc}", traceback.format_exc())
-            return 1
-        raise
-
-
-def _is_request_error(exc: BaseException) -> bool:
-    from ..hub import ModelNotFoundError
-    from ..inference import ClassNotSupportedError, DeviceUnavailableError
-    from ..io.errors import ImageReadError
-    from ..package import PackageFormatError, PackageIntegrityError
-    from ..text import TextEncoderUnavailableError
-    from ..vocabulary import UnknownStructureError
-
-    request_errors = (
-        RequestError, ImageReadError, UnknownStructureError, ClassNotSupportedError, ModelNotFoundError,
-        DeviceUnavailableError, PackageFormatError, PackageIntegrityError, TextEncoderUnavailableError,
-        FileNotFoundError, FileExistsError,
-    )
-    return isinstance(exc, request_errors)
+    return run_reporting_errors(lambda progress: _segment(args, progress), args.progress, "mome segment",
+                                cancelled_message="cancelled; no partial output was left behind")
 
 
 def _segment(args: argparse.Namespace, progress: Progress) -> int:
@@ -164,11 +126,11 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     with ExitStack() as staging:
         from ..io.atomic import atomic_write
 
+        # The one staging of the outputs: each writer fills a temporary file, and leaving the stack
+        # moves every one onto its name; an error or Ctrl-C before that removes all of them.
         for kind, path in outputs.items():
             progress.update("write", 0.0, f"writing {path.name}")
             writers[kind](staging.enter_context(atomic_write(path)))
-        # Leaving the stack moves every staged file onto its name; an error or Ctrl-C before this
-        # point removes all of them.
     timings = {"load_model": round(load_seconds, 3), **result.timings,
                "write": round(time.perf_counter() - clock, 3), "total": round(time.perf_counter() - started, 3)}
 
@@ -196,7 +158,10 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
 def _planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
     """kind → path of every requested output, checking each extension."""
+    # Imported here, not at the top: ``mome --help`` and a misspelt prompt need no SimpleITK.
     from ..io.atomic import full_suffix
+    from ..io.labelmap import LABELMAP_SUFFIXES
+    from ..io.statistics import STATISTICS_SUFFIXES
 
     def suffix(path: Path) -> str:
         return full_suffix(path).lower()
@@ -221,7 +186,7 @@ def _planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
     if args.dicom_seg is not None:
         outputs["dicom_seg"] = args.dicom_seg
     if args.stats is not None:
-        if suffix(args.stats) not in STATS_SUFFIXES:
+        if suffix(args.stats) not in STATISTICS_SUFFIXES:
             raise RequestError(f"--stats {args.stats} must end with .csv or .json")
         outputs["stats"] = args.stats
     if args.preview is not None:
@@ -272,11 +237,11 @@ def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any,
 
 def _terminology_entries(classes: list[Any]) -> list[str]:
     """Slicer terminology per segment: MoME's own context for vocabulary classes (it lists every
-    vocabulary code), a descriptor-based entry for classes known only from the model package."""
-    from ..io.terminology import terminology_entry
-    from ..vocabulary import StructureClass, slicer_terminology_entry
+    vocabulary code), Slicer's general anatomy context for classes known only from the model package."""
+    from ..vocabulary import GENERAL_ANATOMY_CONTEXT_NAME, StructureClass, slicer_terminology_entry
 
     return [
-        slicer_terminology_entry(c.source) if isinstance(c.source, StructureClass) else terminology_entry(c.descriptor)
+        slicer_terminology_entry(c.source) if isinstance(c.source, StructureClass)
+        else slicer_terminology_entry(c.descriptor, GENERAL_ANATOMY_CONTEXT_NAME)
         for c in classes
     ]
