@@ -16,7 +16,7 @@ from mome.package import ModelPackage
 
 @functools.cache
 def _base_package() -> ModelPackage:
-    from mome.inference.stand_ins import random_package
+    from stand_ins import random_package
 
     return random_package("tiny", class_keys=("liver", "spleen"), name="tiny-test", version="1.0.0")
 

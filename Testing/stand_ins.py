@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..model import MoME, MoMEConfig
-from ..package import ModelPackage, PackageClass, PackageInfo, Preprocessing
-from ..vocabulary import load_vocabulary
+from mome.model import MoME, MoMEConfig
+from mome.package import ModelPackage, PackageClass, PackageInfo, Preprocessing
+from mome.vocabulary import load_vocabulary
 
 #: Classes of a random package unless told otherwise: organs, a lesion with its parent, both lungs.
 DEFAULT_CLASSES = ("liver", "spleen", "kidney_right", "kidney_left", "liver_tumor", "lung_right", "lung_left", "aorta")

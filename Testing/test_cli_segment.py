@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mome.inference.stand_ins import random_package
+from stand_ins import random_package
 from mome.package import Preprocessing
 from mome.io import read_seg_nrrd
 

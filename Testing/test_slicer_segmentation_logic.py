@@ -203,7 +203,7 @@ def run_threshold_engine(engine_input: Path, output: Path, keys=("aorta", "kidne
     """What ``mome segment`` does, with the ThresholdModel stand-in as the network (known masks)."""
     from mome.cli.segment import _terminology_entries
     from mome.inference import PostprocessOptions, Segmenter
-    from mome.inference.stand_ins import ThresholdModel, random_package
+    from stand_ins import ThresholdModel, random_package
     from mome.io.reading import read_ct
     from mome.io.seg_nrrd import write_seg_nrrd
     from mome.package import Preprocessing
@@ -407,7 +407,7 @@ def small_ct(shared_data) -> sitk.Image:
 
 @pytest.fixture(scope="module")
 def tiny_package(tmp_path_factory) -> Path:
-    from mome.inference.stand_ins import random_package
+    from stand_ins import random_package
     from mome.package import Preprocessing
 
     folder = tmp_path_factory.mktemp("pkg") / "random-tiny"

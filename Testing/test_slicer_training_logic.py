@@ -318,7 +318,7 @@ def test_parse_progress_lines():
 # ---------------------------------------------------------------------- training process (real subprocess)
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory):
-    from mome.inference.stand_ins import random_package
+    from stand_ins import random_package
     from mome.package import Preprocessing
 
     folder = tmp_path_factory.mktemp("base")
@@ -417,7 +417,7 @@ def test_model_store_activate_rollback_compare_export(built, store, tmp_path):
     imported = other.import_zip(zip_path)
     assert imported.spec == "tiny-base-ft@1.1.0"
     with pytest.raises(FileExistsError):  # never overwrite an installed version with another package
-        from mome.inference.stand_ins import random_package
+        from stand_ins import random_package
 
         different = random_package("tiny", name="tiny-base-ft", version="1.1.0", seed=3).save(tmp_path / "diff")
         other.install_trained(different)

@@ -306,8 +306,8 @@ def run_side_by_side(args: argparse.Namespace, ct_path: Path, package) -> dict[s
     import torch
 
     from mome.inference import prepare_image
+    from mome.inference.device import autocast_for
     from mome.inference.sliding import (
-        autocast_for,
         choose_sw_batch_size,
         sliding_window_probabilities,
         window_count,
@@ -457,7 +457,7 @@ def locate_default_model(requested: str | None, workdir: Path) -> tuple[Path, di
     except ModelNotFoundError as exc:
         if requested is not None:
             raise
-        from mome.inference.stand_ins import random_package
+        from Testing.stand_ins import random_package  # test doubles, importable from a checkout
         from mome.package import Preprocessing
 
         pre = Preprocessing(spacing=(3.0, 3.0, 3.0), fast_spacing=(3.0, 3.0, 3.0), patch_size=(64, 64, 64))

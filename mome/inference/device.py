@@ -1,8 +1,10 @@
-"""Choosing the compute device, and falling back gracefully when the GPU runs out of memory."""
+"""Choosing the compute device and its mixed precision, and falling back gracefully when the GPU
+runs out of memory. Inference and training both use these."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import TypeVar
 
 import torch
@@ -37,6 +39,25 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise DeviceUnavailableError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+
+
+def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``device``: None (full precision) on the CPU or with ``amp="off"``,
+    float16 with ``"fp16"``, else bf16 on GPUs that support it and fp16 on older ones.
+
+    CPU autocast is not used: bf16 convolutions are slower than fp32 on most CPUs.
+    """
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast_for(device: torch.device, amp: str = "auto") -> torch.autocast | nullcontext:
+    """The autocast context of :func:`amp_dtype` (a no-op context for full precision)."""
+    dtype = amp_dtype(device, amp)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 
 import torch
 from monai.data.utils import dense_patch_slices
 from monai.inferers import sliding_window_inference
 from torch import nn
+
+from .device import autocast_for
 
 #: ``on_window(done, total)`` is called after each batch of windows; it may raise to stop the run.
 WindowCallback = Callable[[int, int], None]
@@ -31,17 +32,6 @@ def window_count(image_size: Sequence[int], patch_size: Sequence[int], overlap: 
     padded = [max(int(i), int(p)) for i, p in zip(image_size, patch_size)]
     intervals = [p if p == i else max(1, int(p * (1 - overlap))) for i, p in zip(padded, patch_size)]
     return len(dense_patch_slices(padded, list(patch_size), intervals))
-
-
-def autocast_for(device: torch.device) -> torch.autocast | nullcontext:
-    """bf16 autocast on GPUs that support it, fp16 on older ones, full precision on CPU.
-
-    CPU autocast is not used: bf16 convolutions are slower than fp32 on most CPUs.
-    """
-    if device.type != "cuda":
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
 
 
 class _WindowPredictor:

@@ -11,9 +11,6 @@ DECODER_STAGES = ("dec4", "dec3", "dec2", "dec1", "dec0", "out")
 #: Channel multiplier of each decoder stage relative to ``feature_size`` (MONAI Swin UNETR).
 STAGE_CHANNEL_FACTOR = {"dec4": 16, "dec3": 8, "dec2": 4, "dec1": 2, "dec0": 1, "out": 1}
 
-#: Down-sampling factor of each decoder stage relative to the input.
-STAGE_STRIDE = {"dec4": 32, "dec3": 16, "dec2": 8, "dec1": 4, "dec0": 2, "out": 1}
-
 #: Named sizes. ``paper`` is the Universal Model / MoME setting; the others are CPU-friendly.
 SIZES = {"paper": 48, "small": 24, "tiny": 12}
 
@@ -70,12 +67,6 @@ class MoMEConfig:
     @property
     def num_experts(self) -> int:
         return len(self.expert_stages)
-
-    @property
-    def head_param_count(self) -> int:
-        """Parameters of one dynamic head D→h→h→1 (weights + biases): 153 for D = h = 8."""
-        d, h = self.expert_dim, self.head_hidden
-        return d * h + h * h + h * 1 + h + h + 1
 
     def stage_channels(self, stage: str) -> int:
         return STAGE_CHANNEL_FACTOR[stage] * self.feature_size

@@ -9,7 +9,7 @@ from torch import nn
 
 
 class TextGuidedRouter(nn.Module):
-    """Gate ``g_{k,s}(x) = softmax_s(⟨q_{k,s}, v(x)⟩/√d_r + b_s) / τ``.
+    """Gate ``g_{k,s}(x) = softmax_s((⟨q_{k,s}, v(x)⟩/√d_r + b_s) / τ)``.
 
     * query ``q_k = W_q ω_k ∈ R^{N_E×d_r}`` from the class's projected text feature ``ω_k``;
     * key ``v(x) ∈ R^{d_r}``: a 1×1 conv over the concatenated expert features at voxel ``x``.

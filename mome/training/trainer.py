@@ -15,6 +15,7 @@ from monai.optimizers import WarmupCosineSchedule
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
+from ..inference.device import amp_dtype, autocast_for, resolve_device
 from ..model import MoME, MoMEConfig
 from ..package import ModelPackage, PackageClass, PackageInfo, Preprocessing
 from ..progress import NullProgress, Progress
@@ -33,14 +34,6 @@ log = logging.getLogger(__name__)
 
 
 _DTYPES = {"float32": None, "float16": torch.float16}
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
 
 
 @dataclass
@@ -65,7 +58,7 @@ class Trainer:
         self.cfg = cfg
         self.progress = progress or NullProgress()
         self.vocabulary = vocabulary or load_vocabulary()
-        self.device = pick_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and "LOCAL_RANK" in os.environ:
             self.device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         self.dist: DistInfo = setup_distributed(self.device)
@@ -174,8 +167,7 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
         scheduler = WarmupCosineSchedule(optimizer, warmup_steps=opt_cfg.warmup_steps, t_total=opt_cfg.steps)
-        amp_dtype = self._amp_dtype()
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(self.device, opt_cfg.amp) == torch.float16)
         loss_fn = MaskedBCEDiceLoss()
         embeddings = self.embeddings.to(self.device)
 
@@ -211,7 +203,7 @@ class Trainer:
                 for micro in range(opt_cfg.accumulation):
                     batch = sampler.sample(step, micro)
                     chosen = self._step_classes(batch, step, micro, kinds)
-                    with torch.autocast(self.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    with autocast_for(self.device, opt_cfg.amp):
                         logits = ddp(batch.image.to(self.device), embeddings[chosen])
                     loss = loss_fn(logits.float(), batch.target[:, chosen].to(self.device),
                                    batch.labelled[:, chosen].to(self.device))
@@ -273,14 +265,6 @@ class Trainer:
         rest_absent = [i for i in rest if not present[i]]
         ordered = priority + list(rng.permutation(rest_present)) + list(rng.permutation(rest_absent))
         return sorted(int(i) for i in ordered[:cap])
-
-    def _amp_dtype(self) -> torch.dtype | None:
-        amp = self.cfg.optim.amp
-        if self.device.type != "cuda" or amp == "off":
-            return None
-        if amp == "fp16":
-            return torch.float16
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     # ------------------------------------------------------------------ output
     def _write_package(self, kept: dict, history: list) -> Path:

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 
+from ..inference.sliding import sliding_window_probabilities
 from .prepared import PreparedCase
 
 
-@torch.no_grad()
 def predict_case(model, case: PreparedCase, embeddings: torch.Tensor, patch_size, device,
                  overlap: float = 0.25) -> np.ndarray:
-    """Binary predictions ``K×Z×Y×X`` for every class of the run."""
-    image = torch.as_tensor(case.image[None], device=device)
-    pad = [max(0, p - s) for p, s in zip(patch_size, image.shape[2:])]
-    probs = sliding_window_inference(
-        image, patch_size, 1, lambda x: model(x, embeddings.to(device)).sigmoid(), overlap=overlap,
-        mode="gaussian",
-    )
-    del pad
-    return (probs[0] > 0.5).cpu().numpy()
+    """Binary predictions ``K×X×Y×Z`` (the prepared arrays' layout) for every class of the run,
+    from the sliding window inference uses; ``model`` must be on ``device``."""
+    image = torch.as_tensor(case.image[None])
+    probabilities = sliding_window_probabilities(model, image, embeddings, patch_size, overlap, device)
+    return (probabilities > 0.5).numpy()
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
