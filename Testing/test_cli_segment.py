@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from stand_ins import random_package
-from mome.package import Preprocessing
+
 from mome.io import read_seg_nrrd
+from mome.package import Preprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from stand_ins import ThresholdModel, random_package
 
 from mome.inference import (
     Cancelled,
@@ -19,7 +20,6 @@ from mome.inference import (
 )
 from mome.inference.device import run_with_oom_fallback
 from mome.inference.sliding import sliding_window_probabilities, window_count
-from stand_ins import ThresholdModel, random_package
 from mome.inference.targets import text_cache_dir
 from mome.package import Preprocessing
 from mome.vocabulary import free_text_class, load_vocabulary

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from image_fixtures import rotated
+from stand_ins import ThresholdModel, random_package
 
 from mome.imaging import Grid, model_grid, oriented_direction
 from mome.inference import PostprocessOptions, Segmenter, prepare_image
-from stand_ins import ThresholdModel, random_package
 from mome.io.reading import read_ct
-from image_fixtures import rotated
 from mome.package import Preprocessing
 
 LEVEL_HU = 37.5  # the ThresholdModel default: soft tissue with contrast, bone

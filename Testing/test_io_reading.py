@@ -12,8 +12,8 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
-from mome.io import ImageReadError, read_ct
 from mome.imaging import same_grid
+from mome.io import ImageReadError, read_ct
 
 
 @pytest.fixture(scope="module")

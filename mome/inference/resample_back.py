@@ -47,33 +47,34 @@ def mask_on_source(probabilities: np.ndarray, grid: Grid, source: Grid, level: i
     uint8 step (as :func:`probabilities_on_source` stores it), is ≥ ``level``; so the mask always
     equals ``probabilities_on_source(...) >= level``."""
     out = np.zeros(source.array_shape, dtype=bool)
-    # Grown by one voxel: interpolation reaches one model voxel beyond the thresholded ones.
-    box = bounding_box(probabilities >= level, margin=1)
-    if box is None:
-        return out
-    placed = source_box(grid, box, source)
-    if placed is None:
-        return out
-    start, size = placed
-    values = _resample_block(probabilities, grid, box, source.sub_grid(tuple(start), tuple(size)))
-    out[start[2] : start[2] + size[2], start[1] : start[1] + size[1], start[0] : start[0] + size[0]] = (
-        values >= level - 0.5
-    )
+    found = _reachable_values(probabilities, grid, source, level)
+    if found is not None:
+        values, block = found
+        out[block] = values >= level - 0.5
     return out
 
 
 def probabilities_on_source(probabilities: np.ndarray, grid: Grid, source: Grid) -> np.ndarray:
     """uint8 probabilities (×255) of one class resampled linearly onto ``source``; zero outside ``grid``."""
     out = np.zeros(source.array_shape, dtype=np.uint8)
-    box = bounding_box(probabilities >= 1, margin=1)
+    found = _reachable_values(probabilities, grid, source, 1)
+    if found is not None:
+        values, block = found
+        out[block] = np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)  # half up, as the mask's threshold
+    return out
+
+
+def _reachable_values(probabilities: np.ndarray, grid: Grid, source: Grid,
+                      level: int) -> tuple[np.ndarray, tuple[slice, ...]] | None:
+    """The interpolated values on the block of ``source`` that voxels ``>= level`` can reach, with
+    that block's (z, y, x) slices; None when there are no such voxels or they lie outside ``source``."""
+    # Grown by one voxel: interpolation reaches one model voxel beyond the thresholded ones.
+    box = bounding_box(probabilities >= level, margin=1)
     if box is None:
-        return out
+        return None
     placed = source_box(grid, box, source)
     if placed is None:
-        return out
+        return None
     start, size = placed
     values = _resample_block(probabilities, grid, box, source.sub_grid(tuple(start), tuple(size)))
-    out[start[2] : start[2] + size[2], start[1] : start[1] + size[1], start[0] : start[0] + size[0]] = np.clip(
-        np.floor(values + 0.5), 0, 255  # half up, matching the mask's threshold
-    ).astype(np.uint8)
-    return out
+    return values, tuple(slice(int(start[a]), int(start[a] + size[a])) for a in (2, 1, 0))

@@ -18,9 +18,9 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.sr.codedict import codes
 
+from ..vocabulary.codes import Code, SegmentDescriptor
 from .errors import GeometryMismatchError
 from .masks import check_count, checked_masks
-from ..vocabulary.codes import Code, SegmentDescriptor
 
 # Allowed mismatch between the reference grid and a source frame: a small fraction of a voxel
 # absorbs DICOM's decimal-string rounding of positions and spacings.

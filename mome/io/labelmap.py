@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .atomic import full_suffix
 from ..imaging import Grid
+from .atomic import full_suffix
 from .masks import checked_masks, to_label_map
 
 LABELMAP_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".mha")

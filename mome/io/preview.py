@@ -16,8 +16,9 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image, ImageDraw, ImageFont
 
-from .masks import check_count, checked_masks
+from ..imaging import bounding_box
 from ..vocabulary.codes import SegmentDescriptor
+from .masks import check_count, checked_masks
 
 _GAP = 4  # pixels between tiles
 _BACKGROUND = (0, 0, 0)
@@ -91,8 +92,8 @@ def _orient_lps(
 
 def _axial_indices(union: np.ndarray, count: int) -> list[int]:
     """Evenly spread slices inside the segmented z range (the whole volume if nothing is segmented)."""
-    hits = np.flatnonzero(union.any(axis=(1, 2)))
-    low, high = (hits[0], hits[-1]) if hits.size else (0, union.shape[0] - 1)
+    box = bounding_box(union)
+    low, high = (box[0].start, box[0].stop - 1) if box else (0, union.shape[0] - 1)
     picks = np.linspace(low, high, count + 2)[1:-1] if count > 0 else []
     return sorted({int(round(p)) for p in picks})
 

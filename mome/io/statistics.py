@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from .masks import check_count, checked_masks
 from ..vocabulary.codes import SegmentDescriptor
+from .masks import check_count, checked_masks
 
 STATISTICS_SUFFIXES = (".csv", ".json")
 STATISTICS_COLUMNS = ("key", "name", "voxel_count", "volume_ml", "mean_hu", "std_hu", "min_hu", "max_hu")

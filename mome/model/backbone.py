@@ -8,13 +8,21 @@ from torch import nn
 
 
 class MoMESwinUNETR(SwinUNETR):
-    """Swin UNETR whose forward returns ``[dec4, dec3, dec2, dec1, dec0, out]``.
+    """MONAI's Swin UNETR (Hatamizadeh et al., arXiv 2201.01266) returning every decoder stage: the
+    multi-scale features MoME's experts are made of (arXiv 2510.26996).
 
-    For a ``B×1×96³`` input and feature size ``f`` the stages are
-    ``dec4 B×16f×3³, dec3 B×8f×6³, dec2 B×4f×12³, dec1 B×2f×24³, dec0 B×f×48³, out B×f×96³``.
     Module names match MONAI (``swinViT``, ``encoder*``, ``decoder*``), so MONAI's self-supervised
     Swin weights load with ``load_from``. The segmentation conv ``out`` of the parent is dropped:
     MoME's class heads replace it, and an unused parameter would break DDP.
+
+    Args:
+        in_channels: image channels.
+        feature_size: Swin UNETR feature size ``f`` (a multiple of 12).
+        use_checkpoint: gradient checkpointing in the transformer.
+
+    Shapes (``forward``), for an input ``B×C_in×X×Y×Z`` (sizes multiples of 32), a list
+    ``[dec4, dec3, dec2, dec1, dec0, out]`` of ``B×16f×X/32…``, ``B×8f×X/16…``, ``B×4f×X/8…``,
+    ``B×2f×X/4…``, ``B×f×X/2…`` and ``B×f×X×Y×Z``.
     """
 
     def __init__(self, in_channels: int = 1, feature_size: int = 48, use_checkpoint: bool = False):

@@ -19,11 +19,26 @@ VARIANTS = ("mome", "universal")
 
 @dataclass(frozen=True)
 class MoMEConfig:
-    """Everything needed to rebuild the network.
+    """Everything needed to rebuild the network (arXiv 2510.26996; settings not given in the paper
+    follow the CLIP-Driven Universal Model, arXiv 2301.00785).
 
-    ``variant="mome"`` fuses the decoder scales with the text-guided router (the paper);
-    ``variant="universal"`` applies the same class heads to the last decoder output only
-    (the CLIP-Driven Universal Model baseline).
+    Args:
+        variant: ``"mome"`` fuses the decoder scales with the text-guided router (the paper);
+            ``"universal"`` applies the same class heads to the last decoder output only (the
+            Universal Model baseline).
+        feature_size: Swin UNETR feature size ``f`` (a multiple of 12); see :data:`SIZES`.
+        in_channels: image channels (1 for CT).
+        text_dim: ``T``, the width of the frozen text-encoder embedding.
+        text_proj_dim: width of the projected class text feature ``ω_k``.
+        global_dim: width ``G`` of the pooled bottleneck image feature.
+        expert_stages: decoder stages used as experts (``N_E`` of :data:`DECODER_STAGES`).
+        expert_dim: common expert width ``D``, also the dynamic heads' input width.
+        router_dim: ``d_r``, the width of the router's query/key space.
+        router_top_k: keep the k best experts per voxel; None = dense softmax.
+        router_temperature: ``τ`` of the router softmax.
+        head_hidden: hidden width ``h`` of the dynamic heads (D→h→h→1).
+        use_checkpoint: gradient checkpointing in the Swin transformer (memory for time).
+        extra: free-form notes kept with the package (not read by the network).
     """
 
     variant: str = "mome"

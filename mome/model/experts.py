@@ -10,7 +10,15 @@ from .layers import norm_act_conv
 
 
 class ScaleExpert(nn.Module):
-    """Project one decoder stage ``B×C_s×(X/s)³`` to ``B×D×X³`` (GN → ReLU → 1×1 conv → trilinear up)."""
+    """One decoder-scale expert of MoME (arXiv 2510.26996): GN → ReLU → 1×1×1 conv → trilinear
+    upsampling to the input size.
+
+    Args:
+        in_channels: ``C_s``, channels of the decoder stage.
+        out_channels: ``D``, the common expert width.
+
+    Shapes: ``feature B×C_s×(X/s)×(Y/s)×(Z/s)`` and the target ``size`` (X, Y, Z) → ``B×D×X×Y×Z``.
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -24,7 +32,14 @@ class ScaleExpert(nn.Module):
 
 
 class ExpertBank(nn.Module):
-    """All scale experts; returns the stacked expert features ``B×N_E×D×X³``."""
+    """All scale experts of MoME (arXiv 2510.26996), one per decoder stage.
+
+    Args:
+        stage_channels: decoder stage name → its channels ``C_s``, in expert order.
+        out_channels: ``D``, the common expert width.
+
+    Shapes: ``features`` (stage name → ``B×C_s×…``) and ``size`` (X, Y, Z) → ``B×N_E×D×X×Y×Z``.
+    """
 
     def __init__(self, stage_channels: dict[str, int], out_channels: int):
         super().__init__()

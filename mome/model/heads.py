@@ -9,7 +9,15 @@ from .layers import group_norm
 
 
 class GlobalImageFeature(nn.Module):
-    """GN → ReLU → global average pool → 1×1 conv on the bottleneck: ``B×C×(X/32)³ → B×G``."""
+    """The image's global feature that conditions the class heads (Universal Model, arXiv 2301.00785,
+    as used by MoME, arXiv 2510.26996): GN → ReLU → global average pool → 1×1×1 conv.
+
+    Args:
+        in_channels: ``C``, channels of the bottleneck (``dec4``).
+        out_dim: ``G``.
+
+    Shapes: ``B×C×(X/32)×(Y/32)×(Z/32)`` → ``B×G``.
+    """
 
     def __init__(self, in_channels: int, out_dim: int = 256):
         super().__init__()
@@ -22,7 +30,14 @@ class GlobalImageFeature(nn.Module):
 
 
 class TextProjection(nn.Module):
-    """Trainable projection of the frozen text embedding: ``K×T → K×256`` (Linear + ReLU)."""
+    """Trainable projection of the frozen class text embedding (Linear + ReLU): ``ω_k``.
+
+    Args:
+        text_dim: ``T``, the text encoder's width.
+        out_dim: width of ``ω_k``.
+
+    Shapes: ``…×T`` (``K×T`` or ``B×K×T``) → ``…×out_dim``.
+    """
 
     def __init__(self, text_dim: int, out_dim: int = 256):
         super().__init__()
@@ -33,9 +48,18 @@ class TextProjection(nn.Module):
 
 
 class DynamicHeadController(nn.Module):
-    """Predicts the parameters θ_k of a D→h→h→1 head of 1×1×1 convs for each (sample, class).
+    """Predicts the parameters θ_k of a D→h→h→1 head of 1×1×1 convs for each (sample, class), from
+    [image feature, class text feature] (Universal Model, arXiv 2301.00785; MoME, arXiv 2510.26996).
 
     With D = h = 8 that is 153 numbers, as in the Universal Model's ``Conv3d(512→153)`` controller.
+
+    Args:
+        in_dim: ``G`` + the text feature width.
+        feature_dim: ``D``, the heads' input width.
+        hidden: ``h``, the heads' hidden width.
+
+    Shapes: ``B×G`` and ``B×K×T'`` → per layer ``(weight B×K×out×in, bias B×K×out)``; run them
+    with :func:`apply_dynamic_head`.
     """
 
     def __init__(self, in_dim: int, feature_dim: int = 8, hidden: int = 8):

@@ -14,12 +14,31 @@ from .router import TextGuidedRouter
 
 
 class MoME(nn.Module):
-    """Segment the K classes named by their text embeddings.
+    """MoME: a Swin UNETR whose decoder scales are mixed, per class and voxel, by a text-guided router
+    and segmented by text-conditioned dynamic heads.
 
-    ``forward(image B×C×X³, text K×T or B×K×T) → logits B×K×X³`` (one sigmoid channel per class,
-    so an organ and its tumour may overlap). Only the requested K classes are computed: the backbone
-    and the experts run once per image; the router, fusion and heads run per class, in chunks of
-    ``class_chunk`` classes so that memory stays bounded however many structures are prompted.
+    Based on: A. Rezvani, X. Yan, A. T. Wu, K. Han, P. Khosravi, X. Xie, "MoME: Mixture of Visual Language
+    Medical Experts for Medical Imaging Segmentation", arXiv 2510.26996, 2025.
+
+    Only the requested K classes are computed: the backbone and the experts run once per image; the
+    router, fusion and heads run per class, in chunks of ``class_chunk`` classes so that memory stays
+    bounded however many structures are prompted. Each class gets its own sigmoid channel, so an
+    organ and its tumour may overlap.
+
+    Args:
+        config: the architecture (:class:`MoMEConfig`); ``variant="universal"`` drops the experts and
+            router and is the CLIP-Driven Universal Model baseline.
+        class_chunk: classes run through router, fusion and heads at a time (memory, not results).
+
+    Shapes (``forward``):
+        image: ``B×C_in×X×Y×Z``, each spatial size a multiple of 32.
+        text: ``K×T`` class text embeddings shared by the batch, or ``B×K×T``.
+        returns: logits ``B×K×X×Y×Z``.
+
+    Example::
+
+        net = MoME(MoMEConfig.from_size("tiny", text_dim=384))
+        logits = net(torch.zeros(1, 1, 64, 64, 64), torch.randn(3, 384))  # 1×3×64×64×64
     """
 
     def __init__(self, config: MoMEConfig, class_chunk: int = 8):

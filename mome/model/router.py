@@ -14,9 +14,20 @@ class TextGuidedRouter(nn.Module):
     * query ``q_k = W_q ω_k ∈ R^{N_E×d_r}`` from the class's projected text feature ``ω_k``;
     * key ``v(x) ∈ R^{d_r}``: a 1×1 conv over the concatenated expert features at voxel ``x``.
 
-    The key is computed once per image; each class then costs only an ``N_E×d_r`` product per voxel,
-    so the router's cost grows with the number of prompts K, not the backbone's. The bias starts at
-    zero, so the gates start close to uniform.
+    MoME's router (arXiv 2510.26996). The key is computed once per image; each class then costs only
+    an ``N_E×d_r`` product per voxel, so the router's cost grows with the number of prompts K, not the
+    backbone's. The bias starts at zero, so the gates start close to uniform.
+
+    Args:
+        num_experts: ``N_E``.
+        expert_dim: ``D``, the width of each expert's features.
+        text_dim: width of the class text feature ``ω_k``.
+        router_dim: ``d_r``.
+        top_k: keep the k best experts per voxel and renormalise; None = dense.
+        temperature: ``τ``.
+
+    Shapes: :meth:`keys` ``B×N_E×D×X×Y×Z`` → ``B×d_r×X×Y×Z``; :meth:`gates` with ``B×K×T'`` class
+    features → ``B×K×N_E×X×Y×Z``; :meth:`fuse` → ``B×K×D×X×Y×Z``.
     """
 
     def __init__(

@@ -13,7 +13,7 @@ from .classes import KINDS, StructureClass, Vocabulary, default_vocabulary_path,
 from .codes import Code, SegmentDescriptor
 from .names import canonical_name, normalize_name
 from .presets import PRESETS, preset_classes, preset_keys, preset_names, preset_prompt_text
-from .prompts import ParsedPrompts, UnknownStructureError, free_text_class, parse_prompts, split_prompt_text
+from .prompts import PROMPT_SEPARATORS, ParsedPrompts, UnknownStructureError, free_text_class, parse_prompts, split_prompt_text
 from .table import classes_as_json, format_classes_table
 from .terminology import (
     ALGORITHM_NAME_TAG,
@@ -35,6 +35,7 @@ __all__ = [
     "GENERAL_ANATOMY_CONTEXT_NAME",
     "KINDS",
     "PRESETS",
+    "PROMPT_SEPARATORS",
     "Code",
     "ParsedPrompts",
     "SegmentDescriptor",

@@ -32,7 +32,8 @@ SIDE_CODES = {"left": Code("7771000", "SCT", "Left"), "right": Code("24028007", 
 
 FREE_TEXT_KEY_PREFIX = "free_text_"
 
-_SEPARATORS = re.compile(r"[,;\n\r]+")
+#: What separates prompts in one text: commas, semicolons and line breaks.
+PROMPT_SEPARATORS = re.compile(r"[,;\n\r]+")
 
 
 class UnknownStructureError(ValueError):
@@ -78,7 +79,7 @@ def split_prompt_text(text_or_list: str | Iterable[str]) -> list[str]:
     for piece in pieces:
         if not isinstance(piece, str):
             raise TypeError(f"prompts must be strings, got {type(piece).__name__}")
-        items.extend(p.strip() for p in _SEPARATORS.split(piece))
+        items.extend(p.strip() for p in PROMPT_SEPARATORS.split(piece))
     return [item for item in items if item]
 
 
