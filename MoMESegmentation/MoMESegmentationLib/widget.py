@@ -90,7 +90,7 @@ class Widget(qt.QWidget):
 
         self._scene_observer = slicer.mrmlScene.AddObserver(slicer.mrmlScene.StartCloseEvent, self.on_scene_closing)
         try:
-            from mome.resources import resource_path
+            from mome.resource_files import resource_path
 
             load_terminology(slicer.modules.terminologies.logic(), resource_path("Vocabulary", "MoME.term.json"))
         except Exception as exc:  # noqa: BLE001 - codes still travel in the segment tags

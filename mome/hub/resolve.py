@@ -23,7 +23,7 @@ from pathlib import Path
 from ..inference.errors import ModelNotFoundError
 from ..inference.model_source import DEFAULT_MODEL
 from ..package import read_package_json
-from ..resources import resources_dir
+from ..resource_files import resources_dir
 from .naming import format_spec, parse_spec
 from .registry import RegistryEntry, find_entry, load_registry
 from .store import ModelStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..resources import resources_dir
+from ..resource_files import resources_dir
 from .errors import ModelNotFoundError
 
 DEFAULT_MODEL = "mome-mini"
