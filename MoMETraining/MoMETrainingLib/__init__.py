@@ -6,16 +6,9 @@ under ``slicer-core`` in plain pytest; ``widget`` is the only Qt file.
 """
 
 from .dataset_builder import BuildOptions, CaseSource, DatasetBuilder, DatasetReport, Problem
-from .model_store_logic import Comparison, ModelStoreLogic
+from .model_store_logic import Comparison, ComparisonRun, ModelStoreLogic
 from .presets import FULL_RETRAIN, PRESETS, QUICK_ADAPT, TrainingPreset
-from .training_process import (
-    State,
-    SubprocessRunner,
-    TrainingEvent,
-    TrainingProcess,
-    TrainingRequest,
-    parse_line,
-)
+from .training_process import State, TrainingEvent, TrainingProcess, TrainingRequest, training_event
 
 __all__ = [
     "FULL_RETRAIN",
@@ -24,15 +17,15 @@ __all__ = [
     "BuildOptions",
     "CaseSource",
     "Comparison",
+    "ComparisonRun",
     "DatasetBuilder",
     "DatasetReport",
     "ModelStoreLogic",
     "Problem",
     "State",
-    "SubprocessRunner",
     "TrainingEvent",
     "TrainingPreset",
     "TrainingProcess",
     "TrainingRequest",
-    "parse_line",
+    "training_event",
 ]
