@@ -86,7 +86,7 @@ class MoMETrainingTest(ScriptedLoadableModuleTest):
     def test_widget_builds(self):
         from MoMETrainingLib.widget import Widget
 
-        widget = Widget(logic=MoMETrainingLogic(), doShowInfoWindows=False)
+        widget = Widget(logic=MoMETrainingLogic(), showDialogs=False)
         self.assertGreaterEqual(widget.ui.presetComboBox.count, 2)
         widget.cleanup()
 

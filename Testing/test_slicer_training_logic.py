@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -594,3 +595,29 @@ def test_module_files_are_listed_and_ui_names_exist():
         text = path.read_text()
         assert not re.search(r"^\s*(import qt|from qt|import ctk)", text, re.M), path.name
         assert not re.search(r"(?<!`)slicer\.(mrmlScene|modules|app)\b", text), path.name  # ``...`` in docs is fine
+
+
+def test_the_scripting_api_trains_and_installs_a_new_version(example, base_model, tmp_path):
+    """``MoMETrainingLogic.train``: scene pairs in, an installed model version out (blocking)."""
+    from mome.hub import ModelStore
+    from MoMETrainingLib.logic import MoMETrainingLogic
+
+    store = ModelStore(tmp_path / "store")
+    store.install(base_model, activate=True)
+    scene, segmentations = new_scene()
+    pairs = []
+    for key, (path, labels) in example.items():
+        volume = load_volume(scene, path, key)
+        pairs.append((volume, add_segmentation(scene, volume, labels, [(LIVER, "liver", None), (SPLEEN, "spleen", None)],
+                                               f"{key} labels")))
+    logic = MoMETrainingLogic(scene, segmentations, ModelStoreLogic(store), python=sys.executable, engine_root=REPO,
+                              environment={**os.environ, "MOME_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "2"})
+    events = []
+    model = logic.train(pairs, base_model="tiny-base@1.0.0", steps=2, device="cpu", work_dir=tmp_path / "work",
+                        timeout=300, on_event=events.append)
+    assert (model.name, model.version) == ("tiny-base-ft", "1.1.0")
+    assert {m.spec for m in store.installed()} == {"tiny-base@1.0.0", "tiny-base-ft@1.1.0"}
+    assert store.active().spec == "tiny-base@1.0.0"  # not activated unless asked
+    assert [e.kind for e in events if e.kind == "step"] and events[-1].kind == "exit"
+    with pytest.raises(Exception, match="no usable training case"):
+        logic.train([], base_model="tiny-base@1.0.0", work_dir=tmp_path / "empty", timeout=60)

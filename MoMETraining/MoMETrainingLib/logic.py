@@ -6,7 +6,7 @@ blocking :meth:`MoMETrainingLogic.train`::
 
     logic = slicer.util.getModuleLogic("MoMETraining")            # or MoMETraining.MoMETrainingLogic()
     model = logic.train([(ctNode, segmentationNode), ...], base_model="mome-mini", preset="quick")
-    logic.store.activate(model.name, model.version)                 # MoME Segmentation now uses it
+    logic.store.set_active(model.name, model.version)               # MoME Segmentation now uses it
 """
 
 from __future__ import annotations

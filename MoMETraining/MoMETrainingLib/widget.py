@@ -28,10 +28,10 @@ POLL_MS = 500
 
 
 class Widget(qt.QWidget):
-    def __init__(self, logic: MoMETrainingLogic | None = None, parent=None, doShowInfoWindows: bool = True):
+    def __init__(self, logic: MoMETrainingLogic | None = None, parent=None, showDialogs: bool = True):
         super().__init__(parent)
         self.scene = slicer.mrmlScene
-        self.doShowInfoWindows = doShowInfoWindows
+        self.showDialogs = showDialogs
         try:  # the engine ships with the extension (MoMESegmentationLib/engine.py)
             self.logic = logic or MoMETrainingLogic()
             self.engineAvailable = True
@@ -128,7 +128,7 @@ class Widget(qt.QWidget):
     def _message(self, text: str, error: bool = False, details: str = "") -> None:
         if details:
             self.ui.logTextEdit.appendPlainText(details)
-        if not self.doShowInfoWindows:
+        if not self.showDialogs:
             return
         extra = {"detailedText": details} if details else {}
         (slicer.util.errorDisplay if error else slicer.util.infoDisplay)(text, **extra)
