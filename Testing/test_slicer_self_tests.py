@@ -106,7 +106,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip
 if not hasattr(slicer, "vtkMRMLScene"):
     pytest.skip("the 'slicer' package here is not slicer-core", allow_module_level=True)
 
-sys.path.insert(0, str(REPO / "MoMESegmentation"))
+sys.path[:0] = [str(REPO / "MoMESegmentation"), str(REPO / "MoMETraining")]
 
 from MoMESegmentationLib import segmentation_io, user_workflow  # noqa: E402
 from MoMESegmentationLib.logic import MoMESegmentationLogic  # noqa: E402
@@ -166,3 +166,35 @@ def test_a_failed_run_raises_a_message_for_the_user(logic):
     with pytest.raises(Exception) as raised:
         logic.segment(volume, "livr", device="cpu", timeout=300)
     assert "does not know one of the structure names" in str(raised.value)
+
+
+def test_the_readme_scripting_example_calls_the_api_that_exists():
+    """Every method and keyword the README's "Python console / batch" example uses exists."""
+    import ast
+    import inspect
+
+    from MoMETrainingLib.logic import MoMETrainingLogic
+    from MoMETrainingLib.model_store_logic import ModelStoreLogic
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("### Python console / batch"):]
+    code = section[section.index("```python") + len("```python"):]
+    code = code[:code.index("```")]
+    owners = {"logic": MoMESegmentationLogic, "training": MoMETrainingLogic}
+    checked = []
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        target, name = node.func.value, node.func.attr
+        if isinstance(target, ast.Name) and target.id in owners:
+            owner = owners[target.id]
+        elif isinstance(target, ast.Attribute) and target.attr == "store":
+            owner = ModelStoreLogic
+        else:
+            continue
+        method = getattr(owner, name, None)
+        assert method is not None, f"{owner.__name__}.{name} does not exist"
+        parameters = inspect.signature(method).parameters
+        assert all(k.arg in parameters for k in node.keywords), (name, [k.arg for k in node.keywords])
+        checked.append(name)
+    assert {"segment", "load_sample", "train", "set_active"} <= set(checked)
