@@ -83,17 +83,23 @@ report(**outcome(slicer_services.dependency_manager(Path({str(reqs)!r}))))
     assert "CalledProcessError" in facts["details"]
 
 
-@pytest.mark.parametrize("release", ["v5.10.0", "v5.12.3"])
-def test_missing_packages_are_installed_after_one_question(release, tmp_path):
-    probe_wheel(tmp_path / "wheels", "mome-probe", "1.2")
-    reqs = requirements(tmp_path, "mome-probe>=1.1")
-    facts, output = run_in_slicer(release, SETUP + f"""
-before = installed_version("mome-probe")
+def install_from_wheels(release: str, tmp_path: Path, requirement: str, watched: str) -> tuple[dict, str]:
+    """``ensure()`` with Slicer's own installer and pip offline, wheels from ``tmp_path/wheels``;
+    the facts include the version of ``watched`` before and after."""
+    reqs = requirements(tmp_path, requirement)
+    return run_in_slicer(release, SETUP + f"""
+before = installed_version({watched!r})
 result = outcome(slicer_services.dependency_manager(Path({str(reqs)!r})))
 import importlib
 importlib.invalidate_caches()
-report(before=before, after=installed_version("mome-probe"), **result)
+report(before=before, after=installed_version({watched!r}), **result)
 """, tmp_path, pytorchutils=True, env={"PIP_FIND_LINKS": str(tmp_path / "wheels")})
+
+
+@pytest.mark.parametrize("release", ["v5.10.0", "v5.12.3"])
+def test_missing_packages_are_installed_after_one_question(release, tmp_path):
+    probe_wheel(tmp_path / "wheels", "mome-probe", "1.2")
+    facts, output = install_from_wheels(release, tmp_path, "mome-probe>=1.1", "mome-probe")
     assert facts["before"] is None and facts["after"] == "1.2", output[-3000:]
     assert facts["report"] == ["mome-probe>=1.1"]
     assert output.count("MoME needs these Python packages") == 1  # one question (Slicer's dialog code logs it)
@@ -105,14 +111,7 @@ def test_a_package_that_slicer_ships_is_never_replaced(release, tmp_path):
     the installed packaging stays as it was."""
     probe_wheel(tmp_path / "wheels", "mome-probe", "1.0", requires=("packaging<20",))
     probe_wheel(tmp_path / "wheels", "packaging", "19.0")
-    reqs = requirements(tmp_path, "mome-probe>=1.0")
-    facts, output = run_in_slicer(release, SETUP + f"""
-before = installed_version("packaging")
-result = outcome(slicer_services.dependency_manager(Path({str(reqs)!r})))
-import importlib
-importlib.invalidate_caches()
-report(before=before, after=installed_version("packaging"), **result)
-""", tmp_path, pytorchutils=True, env={"PIP_FIND_LINKS": str(tmp_path / "wheels")})
+    facts, output = install_from_wheels(release, tmp_path, "mome-probe>=1.0", "packaging")
     assert facts["after"] == facts["before"] != "19.0"
     assert "error" in facts, output[-3000:]
 

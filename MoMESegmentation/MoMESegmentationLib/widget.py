@@ -295,17 +295,9 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self.appendLog(advice)
         if not self.showDialogs:
             return "cpu"
-        box = qt.QMessageBox(slicer.util.mainWindow())
-        box.setWindowTitle(_("Not enough GPU memory?"))
-        box.setIcon(qt.QMessageBox.Warning)
-        box.setText(advice)
-        useCpu = box.addButton(_("Use CPU"), qt.QMessageBox.AcceptRole)
-        tryGpu = box.addButton(_("Try the GPU anyway"), qt.QMessageBox.DestructiveRole)
-        box.addButton(qt.QMessageBox.Cancel)
-        box.setDefaultButton(useCpu)
-        box.exec_()
-        clicked = box.clickedButton()
-        return "cpu" if clicked == useCpu else ("cuda" if clicked == tryGpu else None)
+        choice = self.askChoice(_("Not enough GPU memory?"), qt.QMessageBox.Warning, advice, _("Use CPU"),
+                                _("Try the GPU anyway"))
+        return {"safe": "cpu", "risky": "cuda"}.get(choice)
 
     def cancel(self) -> None:
         self.timer.stop()
@@ -376,22 +368,25 @@ class Widget(qt.QWidget, VTKObservationMixin):
             return False
         lines = [f"  {name} ({_('you edited it') if reason == EDITED else _('not made by MoME')})"
                  for name, reason in protected.items()]
+        text = (_("MoME's result has new versions of segments that were changed by hand:") + "\n\n"
+                + "\n".join(lines) + "\n\n" + _("Replace them with MoME's result?"))
+        choice = self.askChoice(_("Replace edited segments?"), qt.QMessageBox.Question, text, _("Keep mine"),
+                                _("Replace"))
+        return {"safe": False, "risky": True}.get(choice)
+
+    def askChoice(self, title: str, icon: Any, text: str, safe: str, risky: str) -> str | None:
+        """A question with a safe default, a risky alternative and Cancel: "safe", "risky" or None."""
         box = qt.QMessageBox(slicer.util.mainWindow())
-        box.setWindowTitle(_("Replace edited segments?"))
-        box.setIcon(qt.QMessageBox.Question)
-        box.setText(_("MoME's result has new versions of segments that were changed by hand:") + "\n\n"
-                    + "\n".join(lines) + "\n\n" + _("Replace them with MoME's result?"))
-        replace = box.addButton(_("Replace"), qt.QMessageBox.DestructiveRole)
-        keep = box.addButton(_("Keep mine"), qt.QMessageBox.AcceptRole)
+        box.setWindowTitle(title)
+        box.setIcon(icon)
+        box.setText(text)
+        safeButton = box.addButton(safe, qt.QMessageBox.AcceptRole)
+        riskyButton = box.addButton(risky, qt.QMessageBox.DestructiveRole)
         box.addButton(qt.QMessageBox.Cancel)
-        box.setDefaultButton(keep)
+        box.setDefaultButton(safeButton)
         box.exec_()
         clicked = box.clickedButton()
-        if clicked == replace:
-            return True
-        if clicked == keep:
-            return False
-        return None
+        return "safe" if clicked == safeButton else ("risky" if clicked == riskyButton else None)
 
     # -- sample and packages -------------------------------------------------------------------
 
