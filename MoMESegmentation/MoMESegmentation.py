@@ -9,12 +9,14 @@ import importlib
 import logging
 import sys
 
+import qt
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
 
-from MoMESegmentationLib.logic import MoMESegmentationLogic  # noqa: F401 - the scripting API, importable from here
+from MoMESegmentationLib.errors import FriendlyError
+from MoMESegmentationLib.logic import MoMESegmentationLogic  # the scripting API, importable from here
 
 SUPPORTED = "3D Slicer 5.10 and 5.12"
 
@@ -62,12 +64,20 @@ def registerTerminology():
 
 class MoMESegmentationWidget(ScriptedLoadableModuleWidget):
     def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        self.logic = MoMESegmentationLogic()  # what slicer.util.getModuleLogic returns
+        self.logic = None  # what slicer.util.getModuleLogic returns
+        self.problem = None
+        try:
+            self.logic = MoMESegmentationLogic()
+        except FriendlyError as exc:  # e.g. the engine files are missing: say so in the panel
+            self.problem = exc
         self.widget = None
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        if self.problem is not None:
+            self.layout.addWidget(qt.QLabel(self.problem.message))
+            return
         from MoMESegmentationLib.widget import Widget
 
         self.widget = Widget(logic=self.logic)

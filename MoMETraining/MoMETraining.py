@@ -18,7 +18,16 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-from MoMETrainingLib.logic import MoMETrainingLogic  # noqa: F401 - the scripting API, importable from here
+
+
+def __getattr__(name):
+    """``from MoMETraining import MoMETrainingLogic`` (the scripting API). Imported on first use: its
+    Lib needs MoMESegmentationLib, whose folder Slicer has on sys.path once that module is loaded."""
+    if name == "MoMETrainingLogic":
+        from MoMETrainingLib.logic import MoMETrainingLogic
+
+        return MoMETrainingLogic
+    raise AttributeError(f"module 'MoMETraining' has no attribute {name!r}")
 
 
 class MoMETraining(ScriptedLoadableModule):
@@ -46,9 +55,15 @@ class MoMETraining(ScriptedLoadableModule):
 
 class MoMETrainingWidget(ScriptedLoadableModuleWidget):
     def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        self.logic = MoMETrainingLogic()  # what slicer.util.getModuleLogic returns
+        from MoMESegmentationLib.errors import FriendlyError
+        from MoMETrainingLib.logic import MoMETrainingLogic
+
+        try:
+            self.logic = MoMETrainingLogic()  # what slicer.util.getModuleLogic returns
+        except FriendlyError:  # the engine files are missing: the panel says so
+            self.logic = None
         self.widget = None
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -84,6 +99,7 @@ class MoMETrainingTest(ScriptedLoadableModuleTest):
         self.test_dataset_builder_in_slicer()
 
     def test_widget_builds(self):
+        from MoMETrainingLib.logic import MoMETrainingLogic
         from MoMETrainingLib.widget import Widget
 
         widget = Widget(logic=MoMETrainingLogic(), showDialogs=False)
@@ -94,6 +110,7 @@ class MoMETrainingTest(ScriptedLoadableModuleTest):
         import tempfile
 
         import numpy as np
+        from MoMETrainingLib.logic import MoMETrainingLogic
 
         volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
         slicer.util.updateVolumeFromArray(volume, np.full((8, 32, 32), 40, np.int16))

@@ -90,6 +90,7 @@ def installed_wheel(tmp_path_factory) -> Path:
     return site
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_resource_the_engine_reads(installed_wheel):
     resources = installed_wheel / "mome" / "resources"
     expected = [p.relative_to(REPO / "Resources") for p in (REPO / "Resources").rglob("*") if p.is_file()]
@@ -97,6 +98,7 @@ def test_wheel_holds_every_resource_the_engine_reads(installed_wheel):
     assert expected and not missing, f"not in the wheel (add to [tool.setuptools.package-data]): {missing}"
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_loads_its_vocabulary_models_and_samples(installed_wheel, tmp_path):
     """In a fresh interpreter that sees the unpacked wheel first (not the checkout or an editable
     install): the vocabulary, ``importlib.resources`` on ``mome.resources``, the bundled model and

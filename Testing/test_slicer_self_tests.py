@@ -153,6 +153,7 @@ def test_volume_export_keeps_voxels_and_geometry(logic):
     user_workflow.check_volume_export(logic.scene)
 
 
+@pytest.mark.slow
 def test_segment_update_and_cancel_as_a_user_does(logic):
     volume = sample_crop(logic)
     node = user_workflow.check_segment(logic, volume, device="cpu", fast=True, timeout=600)

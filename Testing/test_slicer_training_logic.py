@@ -597,6 +597,7 @@ def test_module_files_are_listed_and_ui_names_exist():
         assert not re.search(r"(?<!`)slicer\.(mrmlScene|modules|app)\b", text), path.name  # ``...`` in docs is fine
 
 
+@pytest.mark.slow
 def test_the_scripting_api_trains_and_installs_a_new_version(example, base_model, tmp_path):
     """``MoMETrainingLogic.train``: scene pairs in, an installed model version out (blocking)."""
     from mome.hub import ModelStore

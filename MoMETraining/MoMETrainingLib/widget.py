@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from pathlib import Path
 
 import qt
@@ -123,6 +124,10 @@ class Widget(qt.QWidget):
             return True
         except FriendlyError as exc:
             self._message(exc.message, error=True, details=exc.details)
+            return False
+        except Exception as exc:  # noqa: BLE001 - never leave the panel half-way: say it, stay usable
+            self._message(_("Checking MoME's Python packages failed unexpectedly."), error=True,
+                          details=f"{exc!r}\n{traceback.format_exc()}")
             return False
 
     def _message(self, text: str, error: bool = False, details: str = "") -> None:
