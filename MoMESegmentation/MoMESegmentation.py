@@ -1,17 +1,24 @@
 """MoMESegmentation: segment the structures you name in a CT (text-prompted, MoME engine).
 
-The module class, a thin widget shell that embeds ``MoMESegmentationLib.widget.Widget``, and the
-in-Slicer self-test. All logic lives in ``MoMESegmentationLib`` (Qt-free, tested with pytest).
+The module, a widget shell that embeds ``MoMESegmentationLib.widget.Widget`` and exposes the logic
+(``slicer.util.getModuleLogic("MoMESegmentation")``), and the in-Slicer self-test. All logic lives in
+``MoMESegmentationLib`` (Qt-free, tested with pytest under slicer-core).
 """
 
 import importlib
-import os
+import logging
 import sys
 
+import qt
 import slicer
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
+
+from MoMESegmentationLib.errors import FriendlyError
+from MoMESegmentationLib.logic import MoMESegmentationLogic  # the scripting API, importable from here
+
+SUPPORTED = "3D Slicer 5.10 and 5.12"
 
 
 class MoMESegmentation(ScriptedLoadableModule):
@@ -22,35 +29,65 @@ class MoMESegmentation(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["MoME developers"]
         self.parent.helpText = _(
-            "Type the structures you want (e.g. <i>liver, spleen, left kidney, pancreas tumour</i>) and click "
-            "<b>Segment</b>: MoME, a Mixture of Vision-Language Medical Experts, creates one labelled, coloured, "
-            "terminology-coded segment per structure on exactly the CT's grid. Running it again updates the "
-            "segments of the same name and asks before replacing segments you edited.<br>"
+            "Type the structures you want (e.g. <i>liver, spleen, left kidney</i>) and click <b>Segment</b>: "
+            "MoME, a Mixture of Vision-Language Medical Experts, creates one labelled, coloured, terminology-coded "
+            "segment per structure on exactly the CT's grid. Running it again updates the segments of the same name "
+            "and asks before replacing segments you edited. <i>Load sample CT</i> gives a CT to try it on.<br>"
+            "Supported: {supported} (Python 3.12). Scripting: "
+            "<code>slicer.util.getModuleLogic('MoMESegmentation').segment(volumeNode, 'liver, spleen')</code>.<br>"
             'See <a href="https://github.com/mome-seg/SlicerMoME">the project page</a>.'
-        )
+        ).format(supported=SUPPORTED)
         self.parent.acknowledgementText = _(
             "MoME implements arXiv 2510.26996 (Mixture of Vision-Language Medical Experts). Structure codes derive "
-            "from TotalSegmentator's SNOMED CT mapping (Apache-2.0)."
+            "from TotalSegmentator's SNOMED CT mapping (Apache-2.0); the sample CT is TotalSegmentator's example "
+            "(Apache-2.0)."
         )
+        # Registered once Slicer has started, not when the panel first opens: a scene with MoME
+        # segments must load with their names and colours even if the panel is never shown.
+        slicer.app.connect("startupCompleted()", registerTerminology)
+
+
+def registerTerminology():
+    from MoMESegmentationLib.engine import find_engine_root
+    from MoMESegmentationLib.segmentation_io import load_terminology
+
+    root = find_engine_root()
+    path = root / "Resources" / "Vocabulary" / "MoME.term.json" if root is not None else None
+    try:
+        name = load_terminology(slicer.modules.terminologies.logic(), path) if path is not None else None
+    except AttributeError as exc:  # no Terminologies module in this Slicer build
+        name = None
+        logging.warning(f"MoME terminology not registered: {exc}")
+    if name is None:
+        logging.warning(f"MoME terminology not registered (file: {path})")
 
 
 class MoMESegmentationWidget(ScriptedLoadableModuleWidget):
     def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
+        self.logic = None  # what slicer.util.getModuleLogic returns
+        self.problem = None
+        try:
+            self.logic = MoMESegmentationLogic()
+        except FriendlyError as exc:  # e.g. the engine files are missing: say so in the panel
+            self.problem = exc
         self.widget = None
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
+        if self.problem is not None:
+            self.layout.addWidget(qt.QLabel(self.problem.message))
+            return
         from MoMESegmentationLib.widget import Widget
 
-        self.widget = Widget()
+        self.widget = Widget(logic=self.logic)
         self.layout.addWidget(self.widget)
 
     def enter(self):
         if self.widget is not None:
-            self.widget.select_default_volume()
+            self.widget.selectDefaultVolume()
             if not self.widget.running:
-                self.widget.refresh_models()
+                self.widget.refreshModels()
 
     def cleanup(self):
         if self.widget is not None:
@@ -68,32 +105,32 @@ class MoMESegmentationWidget(ScriptedLoadableModuleWidget):
 
 
 class MoMESegmentationTest(ScriptedLoadableModuleTest):
-    """In-Slicer smoke test that needs no torch: the volume leaves Slicer with its voxels and geometry.
-
-    The thorough tests (real engine, oblique geometry, update rules, cancel) run under pytest with
-    slicer-core: ``Testing/test_slicer_segmentation_logic.py`` in the source repository.
-    """
+    """What a user does, in Slicer: load a CT, segment it with the bundled model through the logic,
+    check names, terminology and geometry, update the segmentation, cancel a run. The same checks
+    (``MoMESegmentationLib/user_workflow.py``) run under pytest with slicer-core."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_volume_to_engine_file_keeps_geometry()
+        self.test_volume_export_keeps_geometry()
+        self.test_segment_update_and_cancel()
 
-    def test_volume_to_engine_file_keeps_geometry(self):
-        import tempfile
+    def test_volume_export_keeps_geometry(self):
+        from MoMESegmentationLib import user_workflow
 
-        import numpy as np
-        from MoMESegmentationLib.segmentation_io import write_volume_for_engine
+        user_workflow.check_volume_export(slicer.mrmlScene)
+        self.delayDisplay("The volume leaves Slicer with its voxels and geometry")
 
-        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "MoME test volume")
-        slicer.util.updateVolumeFromArray(volume, np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6))
-        volume.SetSpacing(0.7, 0.8, 2.5)
-        volume.SetOrigin(10, -20, 30)
-        with tempfile.TemporaryDirectory() as folder:
-            path = write_volume_for_engine(volume, os.path.join(folder, "input.nrrd"))
-            loaded = slicer.util.loadVolume(str(path))
-            self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(loaded), slicer.util.arrayFromVolume(volume)))
-            self.assertEqual(tuple(round(s, 4) for s in loaded.GetSpacing()), (0.7, 0.8, 2.5))
-        self.delayDisplay("MoMESegmentation: volume export keeps voxels and geometry")
+    def test_segment_update_and_cancel(self):
+        from MoMESegmentationLib import user_workflow
+
+        logic = MoMESegmentationLogic()
+        volume = user_workflow.ct_volume(logic)
+        node = user_workflow.check_segment(logic, volume, device="cpu", fast=True)
+        self.delayDisplay("Segmented with names, terminology and the volume's geometry")
+        user_workflow.check_update(logic, volume, node, device="cpu", fast=True)
+        self.delayDisplay("Updated the segmentation, keeping a segment drawn by hand")
+        user_workflow.check_cancel(logic, volume, fast=True)
+        self.delayDisplay("A cancelled run leaves nothing behind")

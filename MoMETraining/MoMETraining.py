@@ -1,11 +1,13 @@
 """MoME Training: fine-tune a MoME model on the segmentations in the scene, then manage versions.
 
-The module file only declares the module, embeds ``MoMETrainingLib.Widget`` and runs the tests;
-the work is done by the Qt-free logic in ``MoMETrainingLib`` (tested under slicer-core with pytest:
+The module file only declares the module, embeds ``MoMETrainingLib.Widget``, exposes the logic
+(``slicer.util.getModuleLogic("MoMETraining")``) and runs the tests; the work is done by the
+Qt-free logic in ``MoMETrainingLib`` (tested under slicer-core with pytest:
 ``Testing/test_slicer_training_logic.py`` in the MoME repository).
 """
 
 import importlib
+import sys
 
 import slicer
 from slicer.i18n import tr as _
@@ -15,6 +17,17 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
+
+
+
+def __getattr__(name):
+    """``from MoMETraining import MoMETrainingLogic`` (the scripting API). Imported on first use: its
+    Lib needs MoMESegmentationLib, whose folder Slicer has on sys.path once that module is loaded."""
+    if name == "MoMETrainingLogic":
+        from MoMETrainingLib.logic import MoMETrainingLogic
+
+        return MoMETrainingLogic
+    raise AttributeError(f"module 'MoMETraining' has no attribute {name!r}")
 
 
 class MoMETraining(ScriptedLoadableModule):
@@ -30,7 +43,9 @@ class MoMETraining(ScriptedLoadableModule):
             "then by name; a case only needs the structures it annotates), build the dataset, and train "
             "in the background with live loss and validation Dice. Stop saves a checkpoint; Resume continues. "
             "Each finished run becomes a new model version: compare it with its base on the held-out case, "
-            "set it active, roll back, or export it as a .zip. Nothing leaves this computer."
+            "set it active, roll back, or export it as a .zip. Nothing leaves this computer. "
+            "Supported: 3D Slicer 5.10 and 5.12 (Python 3.12). Scripting: "
+            "<code>slicer.util.getModuleLogic('MoMETraining').train([(ctNode, segmentationNode)])</code>."
         )
         self.parent.acknowledgementText = _(
             "Implements the Mixture of Vision-Language Medical Experts (MoME, arXiv 2510.26996). "
@@ -40,14 +55,21 @@ class MoMETraining(ScriptedLoadableModule):
 
 class MoMETrainingWidget(ScriptedLoadableModuleWidget):
     def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
+        from MoMESegmentationLib.errors import FriendlyError
+        from MoMETrainingLib.logic import MoMETrainingLogic
+
+        try:
+            self.logic = MoMETrainingLogic()  # what slicer.util.getModuleLogic returns
+        except FriendlyError:  # the engine files are missing: the panel says so
+            self.logic = None
         self.widget = None
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         from MoMETrainingLib.widget import Widget
 
-        self.widget = Widget()
+        self.widget = Widget(logic=self.logic)
         self.layout.addWidget(self.widget)
 
     def cleanup(self):
@@ -55,14 +77,13 @@ class MoMETrainingWidget(ScriptedLoadableModuleWidget):
             self.widget.cleanup()
 
     def onReload(self):
-        # importlib, not imp (gone in Python 3.12, which Slicer 5.12 ships)
+        # importlib, not imp (gone in Python 3.12, which Slicer 5.10 and 5.12 ship)
         import MoMETrainingLib
 
-        for name in ("presets", "training_process", "training_plot", "dataset_builder", "model_store_logic",
-                     "widget"):
-            module = importlib.import_module(f"MoMETrainingLib.{name}")
-            importlib.reload(module)
-        importlib.reload(MoMETrainingLib)
+        for name in MoMETrainingLib.SUBMODULES:
+            full = f"MoMETrainingLib.{name}"
+            if full in sys.modules:
+                importlib.reload(sys.modules[full])
         ScriptedLoadableModuleWidget.onReload(self)
 
 
@@ -78,9 +99,10 @@ class MoMETrainingTest(ScriptedLoadableModuleTest):
         self.test_dataset_builder_in_slicer()
 
     def test_widget_builds(self):
+        from MoMETrainingLib.logic import MoMETrainingLogic
         from MoMETrainingLib.widget import Widget
 
-        widget = Widget(doShowInfoWindows=False)
+        widget = Widget(logic=MoMETrainingLogic(), showDialogs=False)
         self.assertGreaterEqual(widget.ui.presetComboBox.count, 2)
         widget.cleanup()
 
@@ -88,7 +110,7 @@ class MoMETrainingTest(ScriptedLoadableModuleTest):
         import tempfile
 
         import numpy as np
-        from MoMETrainingLib import CaseSource, DatasetBuilder
+        from MoMETrainingLib.logic import MoMETrainingLogic
 
         volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "ct")
         slicer.util.updateVolumeFromArray(volume, np.full((8, 32, 32), 40, np.int16))
@@ -99,8 +121,7 @@ class MoMETrainingTest(ScriptedLoadableModuleTest):
         mask[2:6, 8:20, 8:20] = 1
         slicer.util.updateSegmentBinaryLabelmapFromArray(mask, segmentation, segmentId, volume)
         with tempfile.TemporaryDirectory() as work:
-            report = DatasetBuilder(slicer.mrmlScene, segmentations_logic=slicer.modules.segmentations.logic()).build(
-                [CaseSource(segmentation, volume)], work)
+            report = MoMETrainingLogic().build_dataset([(volume, segmentation)], work)
             self.assertTrue(report.ok, [p.message for p in report.problems])
             self.assertEqual(report.class_counts()["liver"]["train"], 1)
         self.delayDisplay("MoMETraining tests passed")

@@ -80,11 +80,35 @@ def test_top_level_cmakelists_describes_the_extension_and_adds_both_modules():
     icon = cmake_value(text, "EXTENSION_ICONURL")
     assert icon.startswith("https://raw.githubusercontent.com/mome-seg/SlicerMoME/") and icon.endswith(
         "/Resources/Icons/MoME.png")
-    screenshots = cmake_value(text, "EXTENSION_SCREENSHOTURLS").split()
-    assert screenshots and all(u.startswith("https://") and u.endswith((".png", ".jpg")) for u in screenshots)
     assert "find_package(Slicer REQUIRED)" in text and "Slicer_EXTENSION_CPACK" in text
     # The engine ships inside the extension (see MoMESegmentationLib/dependencies.py).
     assert "mome/*.py" in text and "ctkMacroCompilePythonScript" in text
+
+
+RAW = "https://raw.githubusercontent.com/mome-seg/SlicerMoME/main/"
+
+
+def test_every_published_image_url_points_at_a_file_in_this_repository():
+    """The ExtensionsIndex downloads the icon and every screenshot: none may point at a missing file
+    (screenshots are added only when real ones exist)."""
+    text = cmake_text(REPO / "CMakeLists.txt")
+    urls = [cmake_value(text, "EXTENSION_ICONURL")] + cmake_value(text, "EXTENSION_SCREENSHOTURLS").split()
+    s4ext = dict(line.split(" ", 1) for line in (REPO / "MoME.s4ext").read_text().splitlines()
+                 if line.strip() and not line.startswith("#"))
+    urls += [s4ext["iconurl"]] + s4ext.get("screenshoturls", "").split()
+    for url in urls:
+        assert url.startswith(RAW), url
+        assert (REPO / url[len(RAW):]).is_file(), f"{url} points at a file that does not exist"
+
+
+def test_the_engine_resources_are_installed_by_cmake():
+    """The top-level CMakeLists installs Resources/ by suffix: every file there must match one."""
+    text = cmake_text(REPO / "CMakeLists.txt")
+    suffixes = re.findall(r"\$\{CMAKE_CURRENT_SOURCE_DIR\}/Resources/\*(\.[\w.]+)", text)
+    files = [p for p in (REPO / "Resources").rglob("*") if p.is_file()]
+    missing = [str(p.relative_to(REPO)) for p in files if not any(p.name.endswith(s) for s in suffixes)]
+    assert suffixes and not missing, f"not installed with the extension: {missing}"
+    assert (REPO / "Resources" / "Samples" / "example_ct.nii.gz") in files
 
 
 def test_catalog_entry_matches_the_schema_and_the_cmakelists():
@@ -127,24 +151,75 @@ def _requirements(lines: list[str]) -> dict[str, str]:
     return out
 
 
-def test_slicer_requirements_follow_the_engines_dependencies():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    engine = _requirements(pyproject["project"]["dependencies"])
-    slicer = _requirements((REPO / "MoMESegmentation" / "Resources" / "requirements.txt").read_text().splitlines())
-    provided_by_slicer_or_pytorchutils = {"torch", "torchvision", "simpleitk", "numpy"}
-    expected = {k: v for k, v in engine.items() if k not in provided_by_slicer_or_pytorchutils}
-    assert slicer == expected
-
+def test_slicer_requirements_follow_the_engines_dependencies_and_never_name_what_slicer_ships():
     import sys
 
     sys.path.insert(0, str(REPO / "MoMESegmentation"))
     from MoMESegmentationLib import dependencies
+    from MoMESegmentationLib.engine import find_engine_root
+    from packaging.utils import canonicalize_name
 
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    engine = {canonicalize_name(k): v for k, v in _requirements(pyproject["project"]["dependencies"]).items()}
+    slicer = {canonicalize_name(k): v for k, v in _requirements(dependencies.REQUIREMENTS_FILE.read_text().splitlines())
+              .items()}
+    bundled = dependencies.SLICER_BUNDLED_PACKAGES
+    assert not set(slicer) & (bundled | dependencies.TORCH_PACKAGES), "Slicer (or PyTorch Utils) installs these"
+    expected = {k: v for k, v in engine.items() if k not in bundled | dependencies.TORCH_PACKAGES}
+    assert slicer == expected, "requirements.txt = the engine's dependencies less what Slicer and PyTorch Utils provide"
     assert engine["torch"] == dependencies.TORCH_REQUIREMENT
     assert engine["torchvision"] == dependencies.TORCHVISION_REQUIREMENT
-    assert {"SimpleITK", "numpy", "torch", "torchvision"} <= set(dependencies.SKIP_PACKAGES)
     assert dependencies.REQUIREMENTS_FILE == REPO / "MoMESegmentation" / "Resources" / "requirements.txt"
-    assert dependencies.find_engine_root() == REPO
+    assert find_engine_root() == REPO
+
+
+@pytest.mark.parametrize("release", ["v5.10.0", "v5.12.3"])
+def test_the_bundled_list_covers_what_the_released_python_layer_imports(release):
+    """Slicer's own Python layer imports some third-party packages: they are Slicer's, on our list."""
+    from slicer_release import release_dir
+
+    root = release_dir(release) / "slicer"
+    imported = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported & {"packaging", "numpy", "scipy", "pydicom", "SimpleITK", "requests", "PIL", "vtk"}
+    sys_path_names = {"PIL": "pillow"}
+    import sys
+
+    sys.path.insert(0, str(REPO / "MoMESegmentation"))
+    from MoMESegmentationLib.dependencies import SLICER_BUNDLED_PACKAGES
+    from packaging.utils import canonicalize_name
+
+    assert third_party, "the released layer imports no third-party package?"
+    missing = {n for n in third_party if canonicalize_name(sys_path_names.get(n, n)) not in SLICER_BUNDLED_PACKAGES}
+    assert not missing
+
+
+def test_python_files_compile_on_python_3_12_as_in_slicer_5_10_and_5_12():
+    """Slicer 5.10 and 5.12 run Python 3.12: every engine and module file must compile there, and the
+    parts the panel imports without PyTorch (vocabulary) must import."""
+    import shutil
+    import subprocess
+
+    found = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    python312 = found[-1] if found else shutil.which("python3.12")
+    if python312 is None:
+        pytest.skip("no Python 3.12 interpreter on this machine (pyenv or python3.12 on PATH)")
+    files = [str(p) for folder in ("mome", "MoMESegmentation", "MoMETraining") for p in (REPO / folder).rglob("*.py")
+             if "__pycache__" not in p.parts]
+    script = ("import py_compile, sys\n"
+              "for f in sys.argv[1:]:\n"
+              "    compile(open(f, encoding='utf-8').read(), f, 'exec')\n"
+              "sys.path.insert(0, " + repr(str(REPO)) + ")\n"
+              "import mome, mome.resource_files, mome.cli.sample\n"
+              "print(mome.__version__, len(mome.resource_files.samples()))\n")
+    run = subprocess.run([str(python312), "-c", script, *files], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0.1.0", "1"]
 
 
 def _ui_widget_names(path: Path) -> set[str]:
@@ -159,11 +234,15 @@ def test_widget_uses_only_widgets_defined_in_the_ui_file():
     assert used and not used - names, f"widget.py uses widgets the .ui file lacks: {sorted(used - names)}"
 
 
+#: The files that need Slicer's application (everything else runs under slicer-core).
+SLICER_ONLY = {"widget.py", "slicer_services.py", "parameter_node.py"}
+
+
 def test_module_python_files_compile_and_logic_stays_free_of_qt_and_slicer_globals():
     lib = REPO / "MoMESegmentation" / "MoMESegmentationLib"
     for path in [REPO / "MoMESegmentation" / "MoMESegmentation.py", *lib.glob("*.py")]:
         tree = ast.parse(path.read_text(), filename=str(path))
-        if path.parent != lib or path.name == "widget.py":
+        if path.parent != lib or path.name in SLICER_ONLY:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

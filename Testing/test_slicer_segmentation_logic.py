@@ -42,15 +42,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "MoMESegmentation"))
 
 from MoMESegmentationLib import segmentation_io as sio  # noqa: E402
-from MoMESegmentationLib.logic import SegmentationLogic, summary  # noqa: E402
+from MoMESegmentationLib.logic import MoMESegmentationLogic, summary  # noqa: E402
 from MoMESegmentationLib.parameters import SegmentationParameters  # noqa: E402
-from MoMESegmentationLib.process import (  # noqa: E402
-    EventKind,
-    JobRequest,
-    JobState,
-    SegmentationJob,
-    engine_command,
-)
+from MoMESegmentationLib.process import EventKind, engine_command  # noqa: E402
+from MoMESegmentationLib.segmentation_job import JobRequest, JobState, SegmentationJob  # noqa: E402
 from image_fixtures import rotated  # noqa: E402
 
 LEVEL_HU = 37.5
@@ -439,7 +434,7 @@ def engine_error_job(small_ct, tmp_path_factory):
 def test_real_engine_reports_progress_and_its_result_arrives_in_the_scene(scene, small_ct, tiny_package, tmp_path,
                                                                           engine_error_job):
     volume = volume_from_sitk(scene, small_ct, "abdomen")
-    logic = SegmentationLogic(scene, command=engine_command(sys.executable), engine_root=REPO,
+    logic = MoMESegmentationLogic(scene, command=engine_command(sys.executable), engine_root=REPO,
                               environment=engine_env(), temp_root=tmp_path)
     params = SegmentationParameters(prompts="liver, spleen", model=str(tiny_package), device="cpu", fast=True)
     events = []
@@ -558,7 +553,7 @@ def test_a_failed_run_leaves_no_temporary_files(scene, tmp_path):
     volume = volume_from_sitk(scene, sitk.Image(8, 8, 4, sitk.sitkInt16), "tiny")
     temp_root = tmp_path / "temp"
     temp_root.mkdir()
-    logic = SegmentationLogic(scene, command=[sys.executable, str(script)], temp_root=temp_root,
+    logic = MoMESegmentationLogic(scene, command=[sys.executable, str(script)], temp_root=temp_root,
                               environment=dict(os.environ, FAKE_MODE="crash", FAKE_PIDS=str(tmp_path / "pids")))
     result = logic.run(volume, SegmentationParameters("liver"), timeout=30)
     assert result.outcome.state is JobState.FAILED and result.report is None
@@ -573,10 +568,10 @@ def test_the_command_line_is_the_engines_documented_one(tmp_path):
     args = job.arguments()
     assert args[:5] == ["PythonSlicer", "-m", "mome.cli.main", "segment", str(tmp_path / "in.nrrd")]
     for flag, value in (("--prompts", "liver, spleen"), ("--output", str(job.segmentation_path)),
-                        ("--labelmap", str(job.labelmap_path)), ("--progress", "json"),
-                        ("--model", "/models/x"), ("--device", "cuda")):
+                        ("--progress", "json"), ("--model", "/models/x"), ("--device", "cuda")):
         assert args[args.index(flag) + 1] == value
     assert "--fast" in args
+    assert "--labelmap" not in args  # Slicer reads only the .seg.nrrd
     env = job.process_environment()
     assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path / "engine"), "/elsewhere"]
     # Every flag exists in the real parser.
@@ -594,3 +589,34 @@ def test_result_json_lines_are_parsed_and_other_lines_are_log(tmp_path):
     assert parse_line('{"event": "weird"}').kind is EventKind.LOG
     assert parse_line("{not json").kind is EventKind.LOG
     assert parse_line(json.dumps({"event": "progress", "stage": "x", "fraction": 0.5})).fraction == 0.5
+
+
+def test_the_panel_reads_a_result_once_and_checks_each_namesake_once(scene, lung_crop, tmp_path, monkeypatch):
+    """Planning (to ask about edited segments) and importing share one read of the result and one
+    edit check per namesake segment."""
+    from types import SimpleNamespace
+
+    from MoMESegmentationLib.segmentation_job import JobOutcome
+
+    volume = volume_from_sitk(scene, lung_crop)
+    first = {"liver": box(lung_crop, (2, 10, 5, 30, 5, 30)), "aorta": box(lung_crop, (0, 16, 30, 40, 30, 40))}
+    node = sio.import_segmentation(scene, write_result(tmp_path / "a.seg.nrrd", lung_crop, first),
+                                   volume).segmentation_node
+    second = dict(first, spleen=box(lung_crop, (1, 8, 44, 58, 44, 58)))
+    result = write_result(tmp_path / "b.seg.nrrd", lung_crop, second)
+
+    reads, checks = [], []
+    storage_class, edit_state = slicer.vtkMRMLSegmentationStorageNode, sio.edit_state
+    monkeypatch.setattr(sio.slicer, "vtkMRMLSegmentationStorageNode", lambda: reads.append(1) or storage_class())
+    monkeypatch.setattr(sio, "edit_state", lambda n, s: checks.append(s) or edit_state(n, s))
+    logic = MoMESegmentationLogic(scene, temp_root=tmp_path)
+    logic.job = SimpleNamespace(running=False, outcome=JobOutcome(JobState.SUCCEEDED, result, {"classes": []}))
+    logic.volume_node = volume
+
+    plan = logic.plan_import(node)
+    report = logic.import_result(node)
+    assert (plan.add, sorted(plan.replace)) == (["spleen"], ["aorta", "liver"])
+    assert (report.added, sorted(report.replaced)) == (["spleen"], ["aorta", "liver"])
+    assert len(reads) == 1 and len(checks) == 2
+    logic.cleanup()
+    assert scene.GetNodesByName("MoME result").GetNumberOfItems() == 0  # the hidden copy is gone

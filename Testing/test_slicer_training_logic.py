@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,18 +28,18 @@ import SimpleITK as sitk  # noqa: E402
 from slicer.util import updateVolumeFromArray  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "MoMETraining"))
+sys.path[:0] = [str(REPO / "MoMETraining"), str(REPO / "MoMESegmentation")]  # Training uses Segmentation's Lib
 
 from MoMETrainingLib import dataset_builder as db  # noqa: E402
 from MoMETrainingLib.dataset_builder import BuildOptions, CaseSource, DatasetBuilder  # noqa: E402
 from MoMETrainingLib.model_store_logic import ModelStoreLogic  # noqa: E402
 from MoMETrainingLib.presets import FULL_RETRAIN, PRESETS, QUICK_ADAPT  # noqa: E402
+from MoMESegmentationLib.process import SubprocessRunner, parse_line  # noqa: E402
 from MoMETrainingLib.training_process import (  # noqa: E402
     State,
-    SubprocessRunner,
     TrainingProcess,
     TrainingRequest,
-    parse_line,
+    training_event,
 )
 
 SPLEEN, KIDNEY_R, KIDNEY_L, LIVER = 1, 2, 3, 5  # TotalSegmentator v2 "total" label values
@@ -301,18 +303,23 @@ def test_presets_map_to_engine_options():
     assert QUICK_ADAPT.with_overrides(steps=7).steps == 7
 
 
+def read(line: str, total_steps: int | None = None):
+    """A training event from an output line: the shared parser, then its training meaning."""
+    return training_event(parse_line(line), total_steps)
+
+
 def test_parse_progress_lines():
-    step = parse_line('{"event": "progress", "stage": "train", "fraction": 0.5, "message": "step 2/4", '
-                      '"step": 2, "loss": 0.8, "lr": 0.001, "eta_s": 3}', 4)
+    step = read('{"event": "progress", "stage": "train", "fraction": 0.5, "message": "step 2/4", '
+                '"step": 2, "loss": 0.8, "lr": 0.001, "eta_s": 3}', 4)
     assert (step.kind, step.step, step.total_steps, step.loss, step.eta_s) == ("step", 2, 4, 0.8, 3.0)
-    val = parse_line('{"event": "progress", "stage": "validate", "fraction": 1, "step": 4, '
-                     '"val_dice": {"liver": 0.5}, "mean_dice": 0.5}')
+    val = read('{"event": "progress", "stage": "validate", "fraction": 1, "step": 4, '
+               '"val_dice": {"liver": 0.5}, "mean_dice": 0.5}')
     assert (val.kind, val.val_dice, val.mean_dice) == ("validation", {"liver": 0.5}, 0.5)
-    done = parse_line('{"event": "done", "package": "/x/p", "validation_dice": {"liver": 0.5}, "steps": 4}')
+    done = read('{"event": "done", "package": "/x/p", "validation_dice": {"liver": 0.5}, "steps": 4}')
     assert (done.kind, done.package) == ("done", "/x/p")
-    assert parse_line('{"event": "error", "message": "bad data"}').message == "bad data"
-    assert parse_line("INFO resumed at step 2").kind == "log"
-    assert parse_line("{not json").kind == "log"
+    assert read('{"event": "error", "message": "bad data"}').message == "bad data"
+    assert read("INFO resumed at step 2").kind == "log"
+    assert read("{not json").kind == "log"
 
 
 # ---------------------------------------------------------------------- training process (real subprocess)
@@ -335,7 +342,10 @@ def store(tmp_path_factory, base_model):
     return store
 
 
-def test_training_stop_checkpoint_resume(built, base_model, store, tmp_path_factory):
+@pytest.fixture(scope="module")
+def trained(built, base_model, store, tmp_path_factory):
+    """A real fine-tuning run, stopped after its first step and resumed to the end, installed as a
+    new version (each step is checked as it happens); returns the store logic and the process."""
     logic = ModelStoreLogic(store)
     name, version = logic.new_model_version("tiny-base", "1.0.0")
     assert (name, version) == ("tiny-base-ft", "1.1.0")
@@ -378,8 +388,13 @@ def test_training_stop_checkpoint_resume(built, base_model, store, tmp_path_fact
     assert process.history.mean_dice  # the held-out case was validated
     assert Path(process.package).is_dir()
 
-    # install as a new version; the base stays as it was
     installed = logic.install_trained(process.package)
+    return logic, process, installed
+
+
+def test_training_stop_checkpoint_resume_installs_a_new_version(trained):
+    logic, process, installed = trained
+    # installed as a new version; the base stays as it was
     assert (installed.name, installed.version) == ("tiny-base-ft", "1.1.0")
     assert installed.base_model == "tiny-base 1.0.0"
     assert {m.spec for m in logic.models()} == {"tiny-base@1.0.0", "tiny-base-ft@1.1.0"}
@@ -387,10 +402,8 @@ def test_training_stop_checkpoint_resume(built, base_model, store, tmp_path_fact
     assert logic.new_model_version("tiny-base", "1.0.0") == ("tiny-base-ft", "1.2.0")
 
 
-def test_model_store_activate_rollback_compare_export(built, store, tmp_path):
-    logic = ModelStoreLogic(store)
-    if not any(m.name == "tiny-base-ft" for m in logic.models()):
-        pytest.skip("needs the package trained by test_training_stop_checkpoint_resume")
+def test_model_store_activate_rollback_compare_export(built, trained, tmp_path):
+    logic, _, _ = trained
     assert logic.set_active("tiny-base-ft", "1.1.0").active
     assert logic.active().spec == "tiny-base-ft@1.1.0"
     assert logic.rollback().spec == "tiny-base@1.0.0"
@@ -401,12 +414,16 @@ def test_model_store_activate_rollback_compare_export(built, store, tmp_path):
     for bundled in (b for b in bases if not b.installed):
         assert (logic.path(bundled.name, bundled.version) / "model.json").is_file()
 
-    comparison = logic.compare([("tiny-base", "1.0.0"), ("tiny-base-ft", "1.1.0")], built["report"].manifest_path)
-    held = next(c for c in built["report"].cases if c.split == "val")
-    assert comparison.case.endswith(held.id)
-    assert set(comparison.classes) == set(held.classes)
+    # compared by `mome evaluate` in background processes, on the dataset's held-out cases
+    comparison = logic.compare([("tiny-base", "1.0.0"), ("tiny-base-ft", "1.1.0")], built["report"].manifest_path,
+                               timeout=300, engine_root=REPO)
+    held = [c for c in built["report"].cases if c.split == "val"]
+    assert comparison.case == f"{len(held)} held-out (val) case{'s' if len(held) != 1 else ''}"
+    assert comparison.classes and set(comparison.classes) <= {k for c in held for k in c.classes}
+    assert comparison.models == ["tiny-base@1.0.0", "tiny-base-ft@1.1.0"]
     for spec in comparison.models:
         assert all(v is not None and 0.0 <= v <= 1.0 for v in comparison.dice[spec].values())
+    assert comparison.dice[comparison.models[0]] != comparison.dice[comparison.models[1]]  # two real evaluations
     rows = comparison.rows()
     assert rows[-1][0] == "mean" and len(rows) == len(comparison.classes) + 1
 
@@ -425,28 +442,31 @@ def test_model_store_activate_rollback_compare_export(built, store, tmp_path):
 
 # ---------------------------------------------------------------------- commands, state machine, plot, packaging
 class ReplayRunner:
-    """A ProcessRunner that replays recorded output lines and an exit code (no process)."""
+    """A ProcessRunner whose process has already ended: it replays recorded output and an exit code."""
 
     def __init__(self, lines: list[str], code: int):
-        self.lines, self.code, self.args, self.terminated = lines, code, None, False
+        self.lines, self.code, self.args = list(lines), code, None
+        self.pid = 0
 
-    def start(self, args, cwd, env, on_line, on_exit):
+    def start(self, args, env=None, cwd=None):
         self.args = args
-        for line in self.lines:
-            on_line(line)
-        on_exit(self.code)
+        return self
 
-    def terminate(self):
-        self.terminated = True
+    def read_lines(self):
+        lines, self.lines = self.lines, []
+        return lines
 
-    def kill(self):
-        pass
-
-    def is_running(self):
-        return False
+    def poll(self):
+        return self.code
 
     def wait(self, timeout=None):
         return self.code
+
+    def terminate(self):
+        pass
+
+    def kill_tree(self, grace_s=0.0):
+        pass
 
 
 def test_commands_are_accepted_by_the_engine_cli(base_model, tmp_path):
@@ -490,16 +510,17 @@ def test_stop_reaches_the_trainer_behind_a_launcher(tmp_path):
         "print('started', flush=True)\n"
         "time.sleep(60)\n")
     launcher = f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, {str(child)!r}]))"
-    lines, codes = [], []
-    runner = SubprocessRunner()
-    runner.start([sys.executable, "-c", launcher], None, None, lines.append, codes.append)
+    lines = []
+    handle = SubprocessRunner().start([sys.executable, "-c", launcher])
     deadline = time.monotonic() + 20
     while "started" not in lines and time.monotonic() < deadline:
+        lines += handle.read_lines()
         time.sleep(0.02)
-    runner.terminate()
-    runner.wait(20)
-    assert lines == ["started", "checkpoint saved"] and len(codes) == 1
-    assert not runner.is_running()
+    handle.terminate()
+    code = handle.wait(20)
+    lines += handle.read_lines()
+    assert lines == ["started", "checkpoint saved"]  # the trainer got the signal and finished saving
+    assert code in (130, -signal.SIGTERM)  # this launcher has no handler of its own: the signal ends it
 
 
 def test_new_versions_never_reuse_an_installed_name_and_version():
@@ -542,7 +563,7 @@ def test_training_plot_tables(tmp_path):
                  '{"event": "progress", "stage": "train", "step": 2, "loss": 1.2}',
                  '{"event": "progress", "stage": "validate", "step": 2, "val_dice": {"liver": 0.4}, "mean_dice": 0.4}',
                  '{"event": "progress", "stage": "train", "step": 2, "loss": 1.1}']:  # replayed after a resume
-        history.add(parse_line(line))
+        history.add(read(line))
     plot.update(history)
     table = plot.loss_table.GetTable()
     assert [(table.GetValue(r, 0).ToDouble(), table.GetValue(r, 1).ToDouble()) for r in range(table.GetNumberOfRows())] \
@@ -574,3 +595,30 @@ def test_module_files_are_listed_and_ui_names_exist():
         text = path.read_text()
         assert not re.search(r"^\s*(import qt|from qt|import ctk)", text, re.M), path.name
         assert not re.search(r"(?<!`)slicer\.(mrmlScene|modules|app)\b", text), path.name  # ``...`` in docs is fine
+
+
+@pytest.mark.slow
+def test_the_scripting_api_trains_and_installs_a_new_version(example, base_model, tmp_path):
+    """``MoMETrainingLogic.train``: scene pairs in, an installed model version out (blocking)."""
+    from mome.hub import ModelStore
+    from MoMETrainingLib.logic import MoMETrainingLogic
+
+    store = ModelStore(tmp_path / "store")
+    store.install(base_model, activate=True)
+    scene, segmentations = new_scene()
+    pairs = []
+    for key, (path, labels) in example.items():
+        volume = load_volume(scene, path, key)
+        pairs.append((volume, add_segmentation(scene, volume, labels, [(LIVER, "liver", None), (SPLEEN, "spleen", None)],
+                                               f"{key} labels")))
+    logic = MoMETrainingLogic(scene, segmentations, ModelStoreLogic(store), python=sys.executable, engine_root=REPO,
+                              environment={**os.environ, "MOME_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "2"})
+    events = []
+    model = logic.train(pairs, base_model="tiny-base@1.0.0", steps=2, device="cpu", work_dir=tmp_path / "work",
+                        timeout=300, on_event=events.append)
+    assert (model.name, model.version) == ("tiny-base-ft", "1.1.0")
+    assert {m.spec for m in store.installed()} == {"tiny-base@1.0.0", "tiny-base-ft@1.1.0"}
+    assert store.active().spec == "tiny-base@1.0.0"  # not activated unless asked
+    assert [e.kind for e in events if e.kind == "step"] and events[-1].kind == "exit"
+    with pytest.raises(Exception, match="no usable training case"):
+        logic.train([], base_model="tiny-base@1.0.0", work_dir=tmp_path / "empty", timeout=60)

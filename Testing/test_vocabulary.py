@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mome.resources import resource_path
+from mome.resource_files import resource_path
 from mome.vocabulary import (
     CONTEXT_NAME,
     PRESETS,

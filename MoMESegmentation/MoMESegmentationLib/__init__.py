@@ -2,18 +2,23 @@
 
 Qt-free (tested under plain pytest with ``slicer-core``):
 
-* ``parameters`` — the settings of one run and their persistence;
-* ``targets`` — completion, presets and checking of the typed structure names;
-* ``models`` — the Model selector's entries (``mome.hub`` model store, injected);
-* ``dependencies`` — how the engine and its Python packages get into Slicer (with consent);
-* ``process`` — the background ``mome segment`` process and its JSON-lines protocol;
-* ``errors`` — engine failures in words a clinician can act on;
+* ``logic`` — ``MoMESegmentationLogic``: one run, from the panel or a script (``segment``);
+* ``process`` — the background engine process and its JSON-lines protocol, shared with MoMETraining;
+* ``segmentation_job`` — one ``mome segment`` run on that process;
 * ``segmentation_io`` — volume node → NRRD, ``.seg.nrrd`` → segmentation node (update rules);
-* ``logic`` — one Segment click, tying the above together.
+* ``engine`` — the one engine both the panel and the process use (the bundled one);
+* ``dependencies`` — MoME's Python packages in Slicer, installed with consent, never replacing Slicer's;
+* ``parameters``, ``targets``, ``models``, ``gpu`` — run settings, structure names, the model list,
+  the GPU-memory check;
+* ``errors`` — engine failures in words a clinician can act on;
+* ``user_workflow`` — what a user does, as checks (the in-Slicer self-test runs them).
 
-Slicer-only: ``widget`` (the Qt panel). Submodules are imported where used, so importing this
-package needs neither Qt nor MRML.
+Slicer-only: ``slicer_services`` (what the running Slicer provides: scene, PythonSlicer, installers;
+shared with MoMETraining), ``parameter_node`` (the panel's state in the scene) and ``widget`` (the
+Qt panel). Submodules are imported where used, so importing this package needs neither Qt nor MRML.
 """
 
-SUBMODULES = ("errors", "parameters", "targets", "models", "dependencies", "process", "segmentation_io", "logic",
+#: Reloaded in this order by the module's Reload button (dependencies first).
+SUBMODULES = ("process", "errors", "engine", "parameters", "targets", "models", "dependencies", "gpu",
+              "segmentation_job", "segmentation_io", "logic", "user_workflow", "slicer_services", "parameter_node",
               "widget")

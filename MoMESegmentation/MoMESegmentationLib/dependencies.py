@@ -1,49 +1,68 @@
-"""What MoME needs in Slicer's Python, and installing it — only when Segment is clicked, with consent.
+"""The third-party packages MoME's engine needs in Slicer's Python, and installing them with consent.
 
-**How the engine gets into Slicer.** The extension ships the engine's source: the build installs
-the ``mome`` package and its ``Resources/`` (vocabulary, terminology, model manifest) next to the
-scripted modules (``lib/Slicer-X.Y/qt-scripted-modules/``, see the top-level ``CMakeLists.txt``).
-That folder is on Slicer's ``sys.path``, so the panel can ``import mome.vocabulary`` (pure Python)
-with nothing installed, and the background process gets it first on ``PYTHONPATH``
-(:func:`find_engine_root`). We chose this over ``pip install``-ing the bundled source tree because
-it needs no build step and no network, works offline, and the engine is always exactly the version
-the extension was built with (no stale copy left in site-packages after an extension update).
-
-**Third-party packages** are installed into Slicer's Python on first use, after one confirmation
-listing them all:
+Asked for only when a run starts (Segment, Build dataset, Start, Compare), after one confirmation
+that lists everything missing:
 
 * ``torch``/``torchvision`` through the PyTorch extension's ``PyTorchUtilsLogic.installTorch``,
-  which picks the wheel matching the GPU driver (never plain pip: that would bring a CPU-only or
-  mismatched CUDA build);
-* everything else from ``Resources/requirements.txt`` with ``slicer.packaging.pip_ensure``, with
-  ``skip_packages`` so pip never replaces what Slicer itself ships (SimpleITK with Slicer's own IO,
-  numpy, vtk, requests) and never pulls torch from PyPI behind PyTorchUtils' back.
+  which picks the wheel matching the GPU driver (plain pip would bring a CPU-only or mismatched
+  CUDA build);
+* everything else from ``Resources/requirements.txt``: with ``slicer.packaging.pip_ensure`` on
+  Slicer 5.12 and newer, with ``slicer.util.pip_install`` and our own version checks on 5.10
+  (which has no ``slicer.packaging``).
 
-The Slicer objects (``slicer.packaging``, ``PyTorchUtilsLogic``, a confirmation dialog) are injected,
-so this module imports neither Slicer nor Qt and is tested with stand-ins.
+**Never replace what Slicer ships.** Slicer's own modules use the Python packages it bundles
+(pydicom 2.4.4 in 5.10 and 3.0.2 in 5.12 for its DICOM module, SimpleITK with Slicer's IO, numpy,
+highdicom in 5.12, ...). So ``requirements.txt`` names none of them (``SLICER_BUNDLED_PACKAGES``,
+checked by ``Testing/test_extension_packaging.py``), and every install runs with a pip
+*constraints* file that pins each of them, and torch, to the version installed: pip then either
+finds versions of MoME's packages that work with them, or fails with a message; it never upgrades
+or downgrades Slicer's packages behind its back. DICOM-SEG export inside Slicer goes through
+Slicer's own exporter (core in 5.12, QuantitativeReporting in 5.10); highdicom is the engine's
+command-line route only.
+
+Everything Slicer-specific (``slicer.packaging``, ``PyTorchUtilsLogic``, the confirmation dialog)
+is injected by ``slicer_services.dependency_manager``; this module imports neither Slicer nor Qt.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
-import sys
-from collections.abc import Callable, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from .errors import FriendlyError
 
 LIB_DIR = Path(__file__).resolve().parent
 REQUIREMENTS_FILE = LIB_DIR.parent / "Resources" / "requirements.txt"
 
-#: Installed through PyTorchUtils, never through pip_ensure (same minimums as pyproject.toml).
+#: Installed through PyTorchUtils, never through pip (same minimums as pyproject.toml).
 TORCH_REQUIREMENT = ">=2.4"
 TORCHVISION_REQUIREMENT = ">=0.19"
-#: Slicer ships these (SimpleITK with Slicer's own IO); pip must not replace them as a dependency
-#: of something else. torch/torchvision belong to PyTorchUtils.
-SKIP_PACKAGES = ("SimpleITK", "numpy", "vtk", "requests", "torch", "torchvision")
 REQUESTER = "MoME"
+
+#: Python distributions bundled with Slicer 5.10.0 and 5.12.3: the pip pins of
+#: ``SuperBuild/External_python-*.cmake`` at tags v5.10.0 (a2b6d082be) and v5.12.3 (9034c71a8f) of
+#: Slicer/Slicer, plus SimpleITK and VTK, which 5.10 builds from source. Inside Slicer, MoME's
+#: requirements never name one of these, and installs keep them at the version Slicer has.
+SLICER_BUNDLED_PACKAGES = frozenset(canonicalize_name(n) for n in (
+    # both releases
+    "pydicom", "pillow", "numpy", "scipy", "packaging", "pyparsing", "requests", "urllib3", "idna", "certifi",
+    "charset-normalizer", "chardet", "six", "python-dateutil", "typing_extensions", "retrying", "dicomweb-client",
+    "couchdb", "GitPython", "gitdb", "smmap", "PyGithub", "PyJWT", "cryptography", "cffi", "pycparser", "PyNaCl",
+    "wrapt", "Deprecated", "pip", "setuptools", "wheel", "SimpleITK", "vtk",
+    # 5.12 adds DICOM SEG export in core
+    "highdicom", "dcmqi", "pyjpegls",
+))
+#: Pinned too while installing: PyTorchUtils owns them.
+TORCH_PACKAGES = frozenset({"torch", "torchvision"})
 
 
 class DependencyError(FriendlyError):
@@ -54,16 +73,16 @@ class DependencyDeclined(DependencyError):
     """The user chose not to install the packages MoME needs."""
 
 
-class PackagingBackend(Protocol):
-    """The part of ``slicer.packaging`` (Slicer >= 5.12) used here."""
+class Packaging(Protocol):
+    """Checking and installing requirements in this Python (see :class:`SlicerPackaging`)."""
 
-    def load_requirements(self, path: str | Path) -> list[Any]: ...
+    def check(self, requirement: Requirement) -> bool: ...
 
-    def pip_check(self, req: Any) -> bool: ...
+    def install(self, requirements: list[Requirement], constraints: Path, reinstall: bool = False) -> None: ...
 
-    def pip_ensure(self, requirements: Any, constraints: Any = None, skip_packages: list[str] | None = None,
-                   prompt_install: bool = True, prompt_restart: bool = True, requester: str | None = None,
-                   skip_in_testing: bool = True, show_progress: bool = True) -> Any: ...
+
+#: pip options for "Reinstall": the packages themselves again, their dependencies left as they are.
+REINSTALL_OPTIONS = ["--force-reinstall", "--no-deps"]
 
 
 class TorchInstaller(Protocol):
@@ -76,40 +95,79 @@ class TorchInstaller(Protocol):
                      torchvisionVersionRequirement: str | None = None) -> Any: ...  # noqa: N803
 
 
-# --------------------------------------------------------------------------------------------------
-# The engine
-# --------------------------------------------------------------------------------------------------
+def installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
-def find_engine_root(start: Path = LIB_DIR) -> Path | None:
-    """The folder that contains the ``mome`` package shipped with this extension.
-
-    Installed extension: ``qt-scripted-modules/`` (next to ``MoMESegmentationLib``). Source checkout
-    added as a module path: the repository root (two levels up).
-    """
-    for candidate in (start.parent, start.parent.parent):
-        if (candidate / "mome" / "__init__.py").is_file():
-            return candidate
-    return None
+def requirement_met(requirement: Requirement) -> bool:
+    """Whether the installed distribution satisfies ``requirement`` (our own check, for Slicer 5.10)."""
+    if requirement.marker is not None and not requirement.marker.evaluate():
+        return True
+    version = installed_version(requirement.name)
+    return version is not None and requirement.specifier.contains(version, prereleases=True)
 
 
-def ensure_engine_importable(root: Path | None = None) -> Path:
-    """Make ``import mome`` work in this process (for the vocabulary and model list); returns the root."""
-    root = root or find_engine_root()
-    if root is None:
-        raise DependencyError(
-            "The MoME engine files are missing from this Slicer installation. Reinstall the MoME "
-            "extension from the Extensions Manager.",
-            f"looked for mome/__init__.py next to {LIB_DIR}",
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return root
+class SlicerPackaging:
+    """Slicer >= 5.12: ``slicer.packaging`` checks, and ``pip_ensure`` installs with its progress dialog
+    and its offer to restart when an already imported package changed."""
+
+    def __init__(self, packaging_module: Any):
+        self.packaging = packaging_module
+
+    def check(self, requirement: Requirement) -> bool:
+        return bool(self.packaging.pip_check(requirement))
+
+    def install(self, requirements: list[Requirement], constraints: Path, reinstall: bool = False) -> None:
+        if reinstall:  # pip_ensure installs only what is missing
+            self.packaging.pip_install([str(r) for r in requirements] + REINSTALL_OPTIONS, constraints=constraints,
+                                       requester=REQUESTER)
+        else:
+            self.packaging.pip_ensure(requirements, constraints=constraints, prompt_install=False,
+                                      prompt_restart=True, requester=REQUESTER)
 
 
-# --------------------------------------------------------------------------------------------------
-# Third-party packages
-# --------------------------------------------------------------------------------------------------
+class PipInstallPackaging:
+    """Slicer 5.10 (no ``slicer.packaging``): our own version checks and ``slicer.util.pip_install``."""
+
+    def __init__(self, pip_install: Callable[[list[str]], Any]):
+        self.pip_install = pip_install
+
+    def check(self, requirement: Requirement) -> bool:
+        return requirement_met(requirement)
+
+    def install(self, requirements: list[Requirement], constraints: Path, reinstall: bool = False) -> None:
+        options = REINSTALL_OPTIONS if reinstall else []
+        self.pip_install([str(r) for r in requirements] + options + ["-c", str(constraints)])
+
+
+def load_requirements(path: Path = REQUIREMENTS_FILE) -> list[Requirement]:
+    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def keep_installed_constraints(protected: Iterable[str] = SLICER_BUNDLED_PACKAGES | TORCH_PACKAGES) -> str:
+    """A pip constraints file's text pinning every installed distribution of ``protected``."""
+    wanted = {canonicalize_name(n) for n in protected}
+    pins = {}
+    for dist in importlib.metadata.distributions():
+        name = canonicalize_name(dist.metadata["Name"] or "")
+        if name in wanted:
+            pins[name] = dist.version
+    return "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
+
+
+@dataclass
+class PackageStatus:
+    """One line of the panel's package information."""
+
+    name: str
+    required: str
+    installed: str | None
+    ok: bool
+    via: str  # who installs it: "PyTorch Utils", "pip", "Slicer"
 
 
 @dataclass
@@ -119,88 +177,136 @@ class DependencyReport:
 
 
 class DependencyManager:
-    """Checks and installs what the engine process needs; call :meth:`ensure` when Segment is clicked.
+    """Checks and installs what the engine process needs; :meth:`ensure` is called when a run starts.
 
     ``confirm(title, text, details) -> bool`` asks the user once for everything that is missing.
     ``torch_installer`` is None when the PyTorch extension is not installed.
     """
 
-    def __init__(self, packaging: PackagingBackend, torch_installer: TorchInstaller | None,
-                 confirm: Callable[[str, str, str], bool],
-                 requirements_file: Path = REQUIREMENTS_FILE, skip_packages: Sequence[str] = SKIP_PACKAGES):
+    def __init__(self, packaging: Packaging, torch_installer: TorchInstaller | None,
+                 confirm: Callable[[str, str, str], bool], requirements_file: Path = REQUIREMENTS_FILE):
         self.packaging = packaging
         self.torch_installer = torch_installer
         self.confirm = confirm
         self.requirements_file = Path(requirements_file)
-        self.skip_packages = list(skip_packages)
 
-    def requirements(self) -> list[Any]:
-        return list(self.packaging.load_requirements(self.requirements_file))
+    def requirements(self) -> list[Requirement]:
+        return load_requirements(self.requirements_file)
+
+    def _torch_state(self) -> str:
+        """"ok", "missing" or "old"."""
+        installed = self.torch_installer.torchInstalled() if self.torch_installer is not None else \
+            installed_version("torch") is not None
+        if not installed:
+            return "missing"
+        return "ok" if self.packaging.check(Requirement(f"torch{TORCH_REQUIREMENT}")) else "old"
 
     def missing_packages(self) -> list[str]:
         """Requirements (as text) that are not satisfied, torch first."""
-        missing = []
-        if self.torch_installer is None or not self.torch_installer.torchInstalled():
-            missing.append(f"torch{TORCH_REQUIREMENT} and torchvision{TORCHVISION_REQUIREMENT} (via PyTorch Utils)")
-        elif not self.packaging.pip_check(f"torch{TORCH_REQUIREMENT}"):
-            missing.append(f"torch{TORCH_REQUIREMENT} (installed version is too old)")
-        missing += [str(r) for r in self.requirements() if not self.packaging.pip_check(r)]
-        return missing
+        torch = self._torch_state()
+        missing = [] if torch == "ok" else [f"torch{TORCH_REQUIREMENT} and torchvision{TORCHVISION_REQUIREMENT}"]
+        return missing + [str(r) for r in self.requirements() if not self.packaging.check(r)]
+
+    def package_report(self) -> list[PackageStatus]:
+        """Every package MoME needs, with the version installed (the panel's "Package information")."""
+        rows = []
+        for name, spec in (("torch", TORCH_REQUIREMENT), ("torchvision", TORCHVISION_REQUIREMENT)):
+            requirement = Requirement(name + spec)
+            rows.append(PackageStatus(name, spec, installed_version(name), self.packaging.check(requirement),
+                                      "PyTorch Utils"))
+        for requirement in self.requirements():
+            rows.append(PackageStatus(requirement.name, str(requirement.specifier), installed_version(requirement.name),
+                                      self.packaging.check(requirement), "pip"))
+        return rows
 
     def ensure(self) -> DependencyReport:
-        """Install whatever is missing after one confirmation. Raises :class:`DependencyDeclined` or
-        :class:`DependencyError` (cannot be installed from here). ``pip_ensure`` itself offers a restart
-        when an already imported package was updated; the engine runs in a fresh process anyway."""
-        if self.torch_installer is None:
-            raise DependencyError(
-                "MoME needs the PyTorch extension. Install 'PyTorch' from the Extensions Manager, restart "
-                "Slicer, and click Segment again.",
-                "import PyTorchUtils failed",
-            )
-        torch_missing = not self.torch_installer.torchInstalled()
-        if not torch_missing and not self.packaging.pip_check(f"torch{TORCH_REQUIREMENT}"):
+        """Install whatever is missing after one confirmation. Raises :class:`DependencyDeclined`, or
+        :class:`DependencyError` with what to do when anything fails (a failed PyTorch install, pip,
+        a missing PyTorch extension): never another exception, so the panel always stays usable."""
+        torch = self._torch_state()
+        if torch == "old":
             raise DependencyError(
                 f"MoME needs PyTorch {TORCH_REQUIREMENT.lstrip('>=')} or newer. Open the PyTorch Utils module, "
-                "uninstall PyTorch, restart Slicer, and click Segment again to install a current version.",
+                "uninstall PyTorch, restart Slicer, and start MoME again to install a current version.",
+                f"installed torch {installed_version('torch')}",
             )
-        missing_reqs = [r for r in self.requirements() if not self.packaging.pip_check(r)]
-        if not torch_missing and not missing_reqs:
+        if torch == "missing" and self.torch_installer is None:
+            raise DependencyError(
+                "MoME needs the PyTorch extension. Install 'PyTorch' from the Extensions Manager, restart "
+                "Slicer, and start MoME again.",
+                "import PyTorchUtils failed",
+            )
+        missing = [r for r in self.requirements() if not self.packaging.check(r)]
+        if torch == "ok" and not missing:
             return DependencyReport(already_satisfied=True)
 
-        names = (["torch", "torchvision"] if torch_missing else []) + [str(r) for r in missing_reqs]
+        names = (["torch", "torchvision"] if torch == "missing" else []) + [str(r) for r in missing]
         text = ("MoME needs these Python packages, which are not installed in Slicer yet:\n\n  "
                 + "\n  ".join(names)
                 + "\n\nThey are downloaded from the Python package index (PyTorch alone is about 1–3 GB) "
                   "and installed into Slicer's Python. This may take several minutes. Install now?")
-        details = (f"PyTorch is installed by the PyTorch extension (PyTorchUtils), matching your GPU driver.\n"
-                   f"Other packages: pip install of {self.requirements_file.name}, without replacing "
-                   f"{', '.join(p for p in self.skip_packages if p not in ('torch', 'torchvision'))} that Slicer provides.")
+        details = ("PyTorch is installed by the PyTorch extension (PyTorch Utils), matching your GPU driver. "
+                   f"The others are installed by pip from {self.requirements_file.name}, keeping every package "
+                   "that Slicer itself ships at the version Slicer has.")
         if not self.confirm("Install MoME's Python packages?", text, details):
-            raise DependencyDeclined(
-                "MoME's Python packages were not installed, so it cannot segment yet. Click Segment again "
-                "when you are ready to install them."
-            )
+            raise DependencyDeclined("MoME's Python packages were not installed, so MoME cannot run yet. "
+                                     "Start again when you are ready to install them.")
         report = DependencyReport()
-        if torch_missing:
+        if torch == "missing":
+            self._install_torch()
+            report.installed += ["torch", "torchvision"]
+        if missing:
+            self._pip_install(missing)
+            report.installed += [str(r) for r in missing]
+        still = self.missing_packages()
+        if still:
+            raise DependencyError(
+                "Some of MoME's Python packages are still missing after the installation. Restart Slicer and "
+                "try again; 'Package information' in the MoME Segmentation module lists what is installed.",
+                "still missing: " + ", ".join(still),
+            )
+        logging.getLogger("MoME").info("Installed for MoME: %s", ", ".join(report.installed))
+        return report
+
+    def reinstall(self) -> list[str]:
+        """Install MoME's pip requirements again, e.g. after a broken or interrupted install (the
+        panel's "Reinstall packages"). PyTorch is reinstalled in PyTorch Utils (uninstall, restart,
+        install), which MoME never does on its own."""
+        requirements = self.requirements()
+        self._pip_install(requirements, reinstall=True)
+        return [str(r) for r in requirements]
+
+    def _install_torch(self) -> None:
+        assert self.torch_installer is not None
+        try:
             torch = self.torch_installer.installTorch(
                 askConfirmation=False,
                 torchVersionRequirement=TORCH_REQUIREMENT,
                 torchvisionVersionRequirement=TORCHVISION_REQUIREMENT,
             )
-            if torch is None:
-                raise DependencyError("PyTorch could not be installed. Open the PyTorch Utils module to install "
-                                      "it, restart Slicer, and click Segment again.")
-            report.installed += ["torch", "torchvision"]
-        if missing_reqs:
-            try:
-                self.packaging.pip_ensure(missing_reqs, skip_packages=self.skip_packages, prompt_install=False,
-                                          prompt_restart=True, requester=REQUESTER)
-            except Exception as exc:  # noqa: BLE001 - pip failures come in many types
-                raise DependencyError(
-                    "Installing MoME's Python packages failed. Check the internet connection (or proxy) and "
-                    "try again; the details below show pip's message.",
-                    f"{type(exc).__name__}: {exc}",
-                ) from exc
-            report.installed += [str(r) for r in missing_reqs]
-        logging.getLogger("MoME").info("Installed for MoME: %s", ", ".join(report.installed))
-        return report
+        except Exception as exc:  # noqa: BLE001 - PyTorchUtils raises whatever pip or light-the-torch raised
+            raise DependencyError(
+                "PyTorch could not be installed. Check the internet connection (or proxy), then open the "
+                "PyTorch Utils module: uninstall PyTorch, restart Slicer, and install it there (choose the "
+                "computation backend if the automatic choice fails). Then start MoME again.",
+                f"PyTorchUtilsLogic.installTorch failed: {type(exc).__name__}: {exc}",
+            ) from exc
+        if torch is None:
+            raise DependencyError("PyTorch was not installed. Open the PyTorch Utils module to install it, "
+                                  "restart Slicer, and start MoME again.")
+
+    def _pip_install(self, requirements: list[Requirement], reinstall: bool = False) -> None:
+        handle, constraints = tempfile.mkstemp(prefix="mome-constraints-", suffix=".txt")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as f:
+                f.write(keep_installed_constraints())
+            self.packaging.install(requirements, Path(constraints), reinstall)
+        except Exception as exc:  # noqa: BLE001 - pip failures come as CalledProcessError, RuntimeError, ...
+            raise DependencyError(
+                "Installing MoME's Python packages failed. Check the internet connection (or proxy) and try "
+                "again; the details show pip's message. Packages that Slicer ships are never replaced, so a "
+                "conflict with one of them is reported here instead.",
+                f"{type(exc).__name__}: {exc}",
+            ) from exc
+        finally:
+            os.unlink(constraints)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-EXIT_CANCELLED = 130
-EXIT_REQUEST_ERROR = 2
+from .process import EXIT_CANCELLED, EXIT_REQUEST_ERROR
 
 
 class FriendlyError(Exception):

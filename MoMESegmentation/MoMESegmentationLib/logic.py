@@ -1,8 +1,12 @@
-"""One Segment click, from the volume node to the segmentation node, without Qt.
+"""``MoMESegmentationLogic``: segment a volume node, from the panel or from a script, without Qt.
 
-:class:`SegmentationLogic` writes the volume to a private temporary folder, starts the engine
-process (:mod:`.process`), and once it is done plans and performs the import (:mod:`.segmentation_io`).
-The widget drives it from a QTimer (``poll``); tests and batch scripts call :meth:`run` instead.
+It writes the volume to a private temporary folder, runs ``mome segment`` in the background
+(:mod:`.segmentation_job`) and imports the result (:mod:`.segmentation_io`). The panel drives it
+step by step (``start``/``poll``/``plan_import``/``import_result``, so it can ask before replacing
+edited segments); scripts call the blocking :meth:`MoMESegmentationLogic.segment`::
+
+    logic = slicer.util.getModuleLogic("MoMESegmentation")      # or MoMESegmentation.MoMESegmentationLogic()
+    segmentation = logic.segment(volumeNode, "liver, spleen", model=None, device="auto", fast=False)
 """
 
 from __future__ import annotations
@@ -13,30 +17,14 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from . import segmentation_io
+from .dependencies import DependencyManager
 from .errors import FriendlyError
 from .parameters import SegmentationParameters
-from .process import EngineEvent, JobOutcome, JobRequest, JobState, ProcessRunner, SegmentationJob
-
-
-class SegmentationLogicProtocol(Protocol):
-    """What the widget uses (a stand-in implements it in widget tests)."""
-
-    job: SegmentationJob | None
-
-    def start(self, volume_node: Any, parameters: SegmentationParameters) -> SegmentationJob: ...
-
-    def poll(self) -> list[EngineEvent]: ...
-
-    def cancel(self) -> None: ...
-
-    def plan_import(self, target_node: Any | None) -> segmentation_io.ImportPlan: ...
-
-    def import_result(self, target_node: Any | None, replace_protected: bool = False) -> segmentation_io.ImportReport: ...
-
-    def cleanup(self) -> None: ...
+from .process import EngineEvent, ProcessRunner
+from .segmentation_job import JobOutcome, JobRequest, JobState, SegmentationJob
 
 
 @dataclass
@@ -45,25 +33,70 @@ class RunResult:
     report: segmentation_io.ImportReport | None = None
 
 
-class SegmentationLogic:
-    """Qt-free orchestration over an MRML ``scene`` (``slicer.mrmlScene`` in Slicer, a
-    ``vtkMRMLScene`` in tests). All collaborators are injectable; the defaults run the bundled
-    engine with ``PythonSlicer``/``sys.executable`` as a subprocess."""
+class MoMESegmentationLogic:
+    """Segmentation logic over an MRML ``scene``; every collaborator can be injected.
 
-    def __init__(self, scene: Any, runner: ProcessRunner | None = None, command: Sequence[str] | None = None,
+    Created with no arguments inside Slicer, it uses ``slicer.mrmlScene``, ``PythonSlicer``, Slicer's
+    startup environment, its temporary folder and the dependency installer
+    (``slicer_services.segmentation_logic_defaults``). Tests pass a ``vtkMRMLScene`` and
+    ``sys.executable`` instead.
+    """
+
+    def __init__(self, scene: Any = None, runner: ProcessRunner | None = None, command: Sequence[str] | None = None,
                  engine_root: str | os.PathLike[str] | None = None, environment: Mapping[str, str] | None = None,
-                 temp_root: str | os.PathLike[str] | None = None):
+                 temp_root: str | os.PathLike[str] | None = None, dependencies: DependencyManager | None = None):
+        if scene is None:  # inside Slicer
+            from .slicer_services import segmentation_logic_defaults
+
+            defaults = segmentation_logic_defaults()
+            scene, command, engine_root, environment, temp_root, dependencies = (
+                defaults["scene"], command or defaults["command"], engine_root or defaults["engine_root"],
+                environment or defaults["environment"], temp_root or defaults["temp_root"],
+                dependencies or defaults["dependencies"])
         self.scene = scene
         self.runner = runner
         self.command = list(command) if command is not None else None
         self.engine_root = engine_root
         self.environment = environment
         self.temp_root = temp_root
+        self.dependencies = dependencies
         self.job: SegmentationJob | None = None
         self.volume_node: Any = None
         self.session_dir: Path | None = None
+        self._result: segmentation_io.SegmentationResult | None = None
 
-    # -- running -------------------------------------------------------------------------------
+    # -- scripting -----------------------------------------------------------------------------
+
+    def segment(self, volume_node: Any, prompts: str, model: str | None = None, device: str = "auto",
+                fast: bool = False, segmentation_node: Any = None, allow_free_text: bool = False,
+                replace_edited: bool = False, timeout: float | None = None,
+                on_event: Callable[[EngineEvent], None] | None = None) -> Any:
+        """Segment ``prompts`` ("liver, spleen; left kidney") in ``volume_node`` and return the
+        segmentation node: a new one, or ``segmentation_node`` updated (segments of the same name
+        replaced, others kept; segments edited by hand are kept unless ``replace_edited``).
+
+        Blocks until done. Installs missing Python packages first (asking once) when a dependency
+        installer is set, as it is inside Slicer. Raises :class:`FriendlyError` (its ``message`` says
+        what to do, ``details`` has the engine's log) when the run fails, is cancelled or times out.
+        """
+        parameters = SegmentationParameters(prompts=prompts, model=model, device=device, fast=fast,
+                                            allow_free_text=allow_free_text)
+        if self.dependencies is not None:
+            self.dependencies.ensure()
+        result = self.run(volume_node, parameters, segmentation_node, replace_edited, timeout, on_event)
+        if result.report is None:
+            error = result.outcome.error or FriendlyError("The segmentation was cancelled; nothing was changed.")
+            raise error
+        return result.report.segmentation_node
+
+    def load_sample(self, name: str = "example_ct") -> Any:
+        """Load a sample CT shipped with MoME (``mome sample --list``) as a volume node."""
+        from mome.resource_files import sample
+
+        found = sample(name)
+        return segmentation_io.read_volume(self.scene, found.path, found.title)
+
+    # -- step by step (the panel) --------------------------------------------------------------
 
     def start(self, volume_node: Any, parameters: SegmentationParameters) -> SegmentationJob:
         problems = parameters.validate()
@@ -99,7 +132,8 @@ class SegmentationLogic:
     def run(self, volume_node: Any, parameters: SegmentationParameters, target_node: Any | None = None,
             replace_protected: bool = False, timeout: float | None = None,
             on_event: Callable[[EngineEvent], None] | None = None) -> RunResult:
-        """Start, wait and import in one call (batch scripts, tests, Slicer's ``--testing``)."""
+        """Start, wait and import in one call; the outcome says how it ended (never raises for a
+        failed run)."""
         job = self.start(volume_node, parameters)
         try:
             outcome = job.wait(timeout, on_event=on_event)
@@ -107,6 +141,7 @@ class SegmentationLogic:
                 job.cancel()
                 outcome = job.outcome
                 assert outcome is not None
+                outcome.state = JobState.FAILED
                 outcome.error = FriendlyError(f"The segmentation did not finish within {timeout:.0f} s and was stopped.")
                 return RunResult(outcome)
             if outcome.state is not JobState.SUCCEEDED:
@@ -122,6 +157,12 @@ class SegmentationLogic:
             raise FriendlyError("There is no finished segmentation to load.")
         return self.job.outcome
 
+    def _result_file(self) -> segmentation_io.SegmentationResult:
+        """The result, read into the scene once for planning and importing."""
+        if self._result is None:
+            self._result = segmentation_io.SegmentationResult(self.scene, self._succeeded().segmentation_path)
+        return self._result
+
     def algorithm_name(self) -> str:
         model = self._succeeded().result.get("model") or {}
         name, version = model.get("name"), model.get("version")
@@ -131,21 +172,21 @@ class SegmentationLogic:
         return [c.get("name", "") for c in self._succeeded().result.get("classes", []) if c.get("voxels") == 0]
 
     def plan_import(self, target_node: Any | None) -> segmentation_io.ImportPlan:
-        outcome = self._succeeded()
-        return segmentation_io.plan_import(self.scene, outcome.segmentation_path, target_node)
+        return self._result_file().plan(target_node)
 
     def import_result(self, target_node: Any | None, replace_protected: bool = False) -> segmentation_io.ImportReport:
-        outcome = self._succeeded()
-        return segmentation_io.import_segmentation(
-            self.scene, outcome.segmentation_path, self.volume_node, target_node,
-            replace_protected=replace_protected, algorithm_name=self.algorithm_name(),
-            empty_names=self.empty_structures(),
+        return self._result_file().import_into(
+            self.volume_node, target_node, replace_protected=replace_protected,
+            algorithm_name=self.algorithm_name(), empty_names=self.empty_structures(),
         )
 
     def cleanup(self) -> None:
-        """Remove the temporary folder (input copy and outputs)."""
+        """Remove the temporary folder (input copy and outputs) and the hidden result node."""
         if self.job is not None and self.job.running:
             self.job.cancel()
+        if self._result is not None:
+            self._result.close()
+            self._result = None
         if self.session_dir is not None:
             shutil.rmtree(self.session_dir, ignore_errors=True)
         self.session_dir = None

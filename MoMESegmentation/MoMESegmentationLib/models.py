@@ -72,16 +72,6 @@ class HubModelCatalog:
         return choices
 
 
-class StaticModelCatalog:
-    """A fixed list (tests, or a site that pins one model)."""
-
-    def __init__(self, choices: list[ModelChoice]):
-        self._choices = list(choices)
-
-    def choices(self) -> list[ModelChoice]:
-        return list(self._choices)
-
-
 def default_index(choices: list[ModelChoice], remembered: str | None = None) -> int:
     """Which entry to select: the active model (activating a model, e.g. after fine-tuning, is how a
     user says "use this one from now on"), else the remembered one if still installed, else the first."""

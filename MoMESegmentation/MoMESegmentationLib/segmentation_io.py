@@ -31,7 +31,6 @@ from vtk.util import numpy_support
 from .errors import FriendlyError
 
 BINARY_LABELMAP = "Binary labelmap"
-CLOSED_SURFACE = "Closed surface"
 TERMINOLOGY_TAG = "TerminologyEntry"
 ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmType"
 ALGORITHM_NAME_TAG = "DICOM.SegmentAlgorithmName"
@@ -100,6 +99,20 @@ def write_volume_for_engine(volume_node: Any, path: str | os.PathLike[str]) -> P
             f"(is the disk full?). Temporary folder: {target.parent}"
         )
     return target
+
+
+def read_volume(scene: Any, path: str | os.PathLike[str], name: str) -> Any:
+    """A CT file (NRRD, NIfTI, ...) as a new scalar volume node with display nodes."""
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        scene.RemoveNode(node)
+        scene.RemoveNode(storage)
+        raise InputVolumeError(f"'{path}' could not be read as a volume.")
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    node.CreateDefaultDisplayNodes()
+    return node
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,8 +241,11 @@ class ImportReport:
     created_node: bool = False
 
 
-class _ResultFile:
-    """The engine's ``.seg.nrrd`` read into a temporary node (removed again by :meth:`close`)."""
+class SegmentationResult:
+    """The engine's ``.seg.nrrd``, read once into a hidden node; then :meth:`plan` (what an import
+    would do, with the edit check of every namesake computed once) and :meth:`import_into`.
+
+    Use as a context manager, or :meth:`close` it: that removes the hidden node again."""
 
     def __init__(self, scene: Any, path: str | os.PathLike[str]):
         self.scene = scene
@@ -243,9 +259,77 @@ class _ResultFile:
         if not storage.ReadData(self.node):
             self.close()
             raise ImportError_("MoME's result could not be loaded into Slicer.", f"file: {self.path}")
+        self._plans: dict[str | None, ImportPlan] = {}
+
+    def __enter__(self) -> "SegmentationResult":
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
 
     def segments(self) -> list[tuple[str, Any]]:
         return _segments(self.node)
+
+    def plan(self, target_node: Any | None) -> ImportPlan:
+        """What :meth:`import_into` would add, replace, and must ask about; changes nothing."""
+        key = target_node.GetID() if target_node is not None else None
+        if key not in self._plans:
+            self._plans[key] = _plan(self.segments(), target_node)
+        return self._plans[key]
+
+    def import_into(self, volume_node: Any, target_node: Any | None = None, replace_protected: bool = False,
+                    algorithm_name: str | None = None, node_name: str | None = None,
+                    empty_names: list[str] | None = None) -> ImportReport:
+        """Load the result into ``target_node`` (a new node when None).
+
+        * Result segments whose name (case-insensitively) matches a target segment replace it in
+          place: same segment ID, position and display settings; voxels, name, colour, terminology
+          and the algorithm tags come from the result. Segments edited since MoME wrote them, or
+          drawn by hand, are replaced only with ``replace_protected``; otherwise they are kept and
+          their ``DICOM.SegmentAlgorithmType`` becomes ``SEMIAUTOMATIC`` when they started as MoME's.
+        * Other result segments are added; target segments the result does not name are not touched.
+        * A new node gets the volume as reference geometry (needed for DICOM SEG export), the
+          volume's parent transform and its place in the subject hierarchy.
+        """
+        if volume_node is None:
+            raise ImportError_("The input volume was removed from the scene before the result arrived.")
+        created = target_node is None
+        if not created and target_node.GetTransformNodeID() != volume_node.GetTransformNodeID():
+            raise ImportError_(
+                f"The segmentation '{target_node.GetName()}' is under a different transform than the volume "
+                f"'{volume_node.GetName()}', so MoME's result would land in the wrong place. Choose "
+                "'Create new segmentation' as output, or move both under the same transform."
+            )
+        plan = self.plan(target_node)
+        result_segments = self.segments()
+        if created:
+            target_node = _new_segmentation_node(self.scene, volume_node, node_name)
+        report = ImportReport(segmentation_node=target_node, created_node=created, untouched=list(plan.keep))
+        was_modifying = target_node.StartModify()
+        try:
+            for source_id, source_segment in result_segments:
+                name = source_segment.GetName()
+                if name in plan.add:
+                    new_id = _copy_segment(self.node, source_id, target_node)
+                    _stamp(target_node, new_id, algorithm_name)
+                    report.added.append(name)
+                elif name in plan.replace or (name in plan.protected and replace_protected):
+                    _replace_namesakes(self.node, source_id, target_node, algorithm_name)
+                    report.replaced.append(name)
+                else:  # protected and kept
+                    if plan.protected.get(name) == EDITED:
+                        for segment_id, segment in _segments(target_node):
+                            if _normalized(segment.GetName()) == _normalized(name):
+                                segment.SetTag(ALGORITHM_TYPE_TAG, "SEMIAUTOMATIC")
+                    report.kept_edited.append(name)
+        finally:
+            target_node.EndModify(was_modifying)
+        if not target_node.GetSegmentation().GetSourceRepresentationName():
+            target_node.SetSourceRepresentationToBinaryLabelmap()
+        if empty_names is None:
+            empty_names = [s.GetName() for sid, s in result_segments if _is_empty(self.node, sid)]
+        report.empty = [n for n in empty_names if n in report.added or n in report.replaced]
+        return report
 
     def close(self) -> None:
         if self.node is not None and self.node.GetScene() is not None:
@@ -254,12 +338,9 @@ class _ResultFile:
 
 
 def plan_import(scene: Any, result_path: str | os.PathLike[str], target_node: Any | None) -> ImportPlan:
-    """What :func:`import_segmentation` would add, replace, and must ask about; changes nothing."""
-    result = _ResultFile(scene, result_path)
-    try:
-        return _plan(result.segments(), target_node)
-    finally:
-        result.close()
+    """:meth:`SegmentationResult.plan` for a result file (read, planned, closed)."""
+    with SegmentationResult(scene, result_path) as result:
+        return result.plan(target_node)
 
 
 def _plan(result_segments: list[tuple[str, Any]], target_node: Any | None) -> ImportPlan:
@@ -286,71 +367,11 @@ def _plan(result_segments: list[tuple[str, Any]], target_node: Any | None) -> Im
     return plan
 
 
-def import_segmentation(
-    scene: Any,
-    result_path: str | os.PathLike[str],
-    volume_node: Any,
-    target_node: Any | None = None,
-    replace_protected: bool = False,
-    algorithm_name: str | None = None,
-    node_name: str | None = None,
-    empty_names: list[str] | None = None,
-) -> ImportReport:
-    """Load the engine's ``.seg.nrrd`` into ``target_node`` (a new node when None).
-
-    * Result segments whose name (case-insensitively) matches a target segment replace it in place:
-      same segment ID, position and display settings; voxels, name, colour, terminology and the
-      algorithm tags come from the result. Segments edited since MoME wrote them, or drawn by hand,
-      are replaced only with ``replace_protected``; otherwise they are kept and their
-      ``DICOM.SegmentAlgorithmType`` becomes ``SEMIAUTOMATIC`` when they started as MoME's output.
-    * Other result segments are added; target segments the result does not name are not touched.
-    * A new node gets the volume as reference geometry (``SetReferenceImageGeometryParameterFromVolumeNode``,
-      needed for DICOM SEG export), the volume's parent transform and its place in the subject hierarchy.
-    """
-    if volume_node is None:
-        raise ImportError_("The input volume was removed from the scene before the result arrived.")
-    created = target_node is None
-    if not created and target_node.GetTransformNodeID() != volume_node.GetTransformNodeID():
-        raise ImportError_(
-            f"The segmentation '{target_node.GetName()}' is under a different transform than the volume "
-            f"'{volume_node.GetName()}', so MoME's result would land in the wrong place. Choose "
-            "'Create new segmentation' as output, or move both under the same transform."
-        )
-    result = _ResultFile(scene, result_path)
-    try:
-        result_segments = result.segments()
-        if created:
-            target_node = _new_segmentation_node(scene, volume_node, node_name)
-        plan = _plan(result_segments, target_node)
-        report = ImportReport(segmentation_node=target_node, created_node=created, untouched=list(plan.keep))
-        target = target_node.GetSegmentation()
-        was_modifying = target_node.StartModify()
-        try:
-            for source_id, source_segment in result_segments:
-                name = source_segment.GetName()
-                if name in plan.add:
-                    new_id = _copy_segment(result.node, source_id, target_node)
-                    _stamp(target_node, new_id, algorithm_name)
-                    report.added.append(name)
-                elif name in plan.replace or (name in plan.protected and replace_protected):
-                    _replace_namesakes(result.node, source_id, target_node, algorithm_name)
-                    report.replaced.append(name)
-                else:  # protected and kept
-                    for segment_id, segment in _segments(target_node):
-                        if _normalized(segment.GetName()) == _normalized(name):
-                            if plan.protected.get(name) == EDITED:
-                                segment.SetTag(ALGORITHM_TYPE_TAG, "SEMIAUTOMATIC")
-                    report.kept_edited.append(name)
-        finally:
-            target_node.EndModify(was_modifying)
-        if not target.GetSourceRepresentationName():
-            target_node.SetSourceRepresentationToBinaryLabelmap()
-        if empty_names is None:
-            empty_names = [s.GetName() for sid, s in result_segments if _is_empty(result.node, sid)]
-        report.empty = [n for n in empty_names if n in report.added or n in report.replaced]
-        return report
-    finally:
-        result.close()
+def import_segmentation(scene: Any, result_path: str | os.PathLike[str], volume_node: Any,
+                        target_node: Any | None = None, **options: Any) -> ImportReport:
+    """:meth:`SegmentationResult.import_into` for a result file (read, imported, closed)."""
+    with SegmentationResult(scene, result_path) as result:
+        return result.import_into(volume_node, target_node, **options)
 
 
 def _is_empty(segmentation_node: Any, segment_id: str) -> bool:

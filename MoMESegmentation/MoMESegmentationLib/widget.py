@@ -1,107 +1,100 @@
 """The MoMESegmentation panel: a thin Qt layer over the Qt-free logic in this package.
 
 Everything that decides something (what to run, how to read the engine, how to import) lives in
-``logic``/``process``/``segmentation_io``/``targets``/``dependencies``; this class only wires Qt
-widgets to it, shows progress and asks the user when a decision is theirs. The logic, dependency
-manager and model catalog are constructor-injected so the widget can be exercised with stand-ins.
+``logic``/``segmentation_job``/``segmentation_io``/``targets``/``dependencies``; this class wires Qt
+widgets to it, keeps the panel's state in the scene's parameter node (``parameter_node``), shows
+progress and asks the user when a decision is theirs. The logic, dependency manager and model
+catalog are constructor-injected. Qt-facing names are camelCase, as in Slicer (and MoMETraining).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import qt
 import slicer
+import vtk
 from slicer.i18n import tr as _
+from slicer.util import VTKObservationMixin
 
-from .dependencies import DependencyError, DependencyManager, ensure_engine_importable
+from .dependencies import DependencyManager
+from .engine import engine_info, use_bundled_engine
 from .errors import FriendlyError
-from .logic import SegmentationLogic, SegmentationLogicProtocol, summary
+from .gpu import gpu_advice, query_gpu
+from .logic import MoMESegmentationLogic, summary
 from .models import HubModelCatalog, ModelCatalog, ModelChoice, default_index
-from .parameters import DEVICES, SegmentationParameters
-from .process import EventKind, JobState, engine_command, find_python_slicer
-from .segmentation_io import EDITED, load_terminology, set_show_3d
+from .parameter_node import MoMESegmentationParameterNode, parameterNode
+from .parameters import DEVICES
+from .process import EventKind
+from .segmentation_io import EDITED, set_show_3d
+from .segmentation_job import JobState
 from .targets import add_preset, check_targets, completion_names, current_item, preset_names, replace_current_item
 
 log = logging.getLogger("MoME")
 RESOURCES = Path(__file__).resolve().parent.parent / "Resources"
 POLL_INTERVAL_MS = 250
+SUPPORTED_SLICER = "3D Slicer 5.10 and 5.12 (Python 3.12)"
 
 
-def _slicer_dependency_manager() -> DependencyManager:
-    packaging = getattr(slicer, "packaging", None)
-    if packaging is None:
-        raise DependencyError(_("MoME needs 3D Slicer 5.12 or newer. Please install a current Slicer release."))
-    try:
-        from PyTorchUtils import PyTorchUtilsLogic
-
-        torch_installer = PyTorchUtilsLogic()
-    except ImportError:
-        torch_installer = None
-
-    def confirm(title: str, text: str, details: str) -> bool:
-        return bool(slicer.util.confirmOkCancelDisplay(text, title, detailedText=details))
-
-    return DependencyManager(packaging, torch_installer, confirm)
-
-
-class Widget(qt.QWidget):
-    def __init__(self, logic: SegmentationLogicProtocol | None = None, dependencies: DependencyManager | None = None,
-                 catalog: ModelCatalog | None = None, show_dialogs: bool = True, parent: Any = None):
-        super().__init__(parent)
-        self.engine_root = ensure_engine_importable()
-        self.logic = logic or SegmentationLogic(
-            slicer.mrmlScene,
-            command=engine_command(find_python_slicer()),
-            engine_root=self.engine_root,
-            environment=slicer.util.startupEnvironment(),
-            temp_root=slicer.app.temporaryPath,  # the user's Slicer temporary folder (Application Settings)
-        )
-        self._dependencies = dependencies
+class Widget(qt.QWidget, VTKObservationMixin):
+    def __init__(self, logic: MoMESegmentationLogic | None = None, dependencies: DependencyManager | None = None,
+                 catalog: ModelCatalog | None = None, showDialogs: bool = True, parent: Any = None):
+        qt.QWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.engineRoot = use_bundled_engine()
+        self.logic = logic or MoMESegmentationLogic()
+        self.dependencies = dependencies or self.logic.dependencies
         self.catalog = catalog or HubModelCatalog()
-        self.show_dialogs = show_dialogs
-        self.model_choices: list[ModelChoice] = []
-        self.last_segmentation = None
+        self.showDialogs = showDialogs
+        self.modelChoices: list[ModelChoice] = []
+        self.running = False
+        self.targetsOk = False
+        self._parameterNode: MoMESegmentationParameterNode | None = None
+        self._updatingGui = False
 
         layout = qt.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        ui_widget = slicer.util.loadUI(str(RESOURCES / "UI" / "MoMESegmentation.ui"))
-        layout.addWidget(ui_widget)
-        self.ui = slicer.util.childWidgetVariables(ui_widget)
-        ui_widget.setMRMLScene(slicer.mrmlScene)
+        uiWidget = slicer.util.loadUI(str(RESOURCES / "UI" / "MoMESegmentation.ui"))
+        layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_INTERVAL_MS)
-        self.timer.connect("timeout()", self.on_timer)
+        self.timer.connect("timeout()", self.onTimer)
 
-        self._setup_targets()
+        self._setupTargets()
         for value, label in DEVICES:
             self.ui.deviceComboBox.addItem(_(label), value)
-        self.refresh_models()
-        self._load_settings()
+        self.refreshModels()
 
-        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.update_buttons)
-        self.ui.segmentButton.connect("clicked(bool)", self.on_segment_or_cancel)
-        self.ui.show3DCheckBox.connect("toggled(bool)", self.on_show_3d)
-        self.ui.refreshModelsButton.connect("clicked(bool)", lambda _checked=False: self.refresh_models())
-        self.ui.allowFreeTextCheckBox.connect("toggled(bool)", lambda _checked=False: self.on_targets_changed())
+        for selector in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector):
+            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGui)
+        for checkBox in (self.ui.fastCheckBox, self.ui.allowFreeTextCheckBox, self.ui.show3DCheckBox):
+            checkBox.connect("toggled(bool)", self.updateParameterNodeFromGui)
+        self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGui)
+        self.ui.modelComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGui)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegmentOrCancel)
+        self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3D)
+        self.ui.refreshModelsButton.connect("clicked(bool)", lambda _checked=False: self.refreshModels())
+        self.ui.allowFreeTextCheckBox.connect("toggled(bool)", lambda _checked=False: self.onTargetsChanged())
+        self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
+        self.ui.packageInfoButton.connect("clicked(bool)", self.onPackageInfo)
+        self.ui.reinstallPackagesButton.connect("clicked(bool)", self.onReinstallPackages)
 
-        self._scene_observer = slicer.mrmlScene.AddObserver(slicer.mrmlScene.StartCloseEvent, self.on_scene_closing)
-        try:
-            from mome.resources import resource_path
-
-            load_terminology(slicer.modules.terminologies.logic(), resource_path("Vocabulary", "MoME.term.json"))
-        except Exception as exc:  # noqa: BLE001 - codes still travel in the segment tags
-            log.warning("MoME terminology context not loaded: %s", exc)
-        self.select_default_volume()
-        self.set_running(False)
-        self.on_targets_changed()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.aboutLabel.setText(self.aboutText())
+        self.initializeParameterNode()
+        self.setRunning(False)
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _setup_targets(self) -> None:
+    def _setupTargets(self) -> None:
         from mome.vocabulary import load_vocabulary
 
         self.vocabulary = load_vocabulary()
@@ -111,70 +104,106 @@ class Widget(qt.QWidget):
         self.completer.setFilterMode(qt.Qt.MatchContains)
         self.completer.setCompletionMode(qt.QCompleter.PopupCompletion)
         self.completer.setWidget(edit)  # not setCompleter: completion applies to the item being typed
-        self.completer.connect("activated(QString)", self.on_completion_chosen)
-        edit.connect("textEdited(QString)", self.on_targets_edited)
-        edit.connect("textChanged(QString)", lambda _text: self.on_targets_changed())
+        self.completer.connect("activated(QString)", self.onCompletionChosen)
+        edit.connect("textEdited(QString)", self.onTargetsEdited)
+        edit.connect("textChanged(QString)", lambda _text: self.onTargetsChanged())
         self.ui.presetComboBox.addItem(_("Add preset..."))
         for name in preset_names():
             self.ui.presetComboBox.addItem(name)
-        self.ui.presetComboBox.connect("activated(int)", self.on_preset_chosen)
+        self.ui.presetComboBox.connect("activated(int)", self.onPresetChosen)
 
-    def refresh_models(self) -> None:
-        remembered = self.current_model()
-        self.model_choices = self.catalog.choices()
+    def aboutText(self) -> str:
+        info = engine_info(self.engineRoot)
+        return (f"{info.describe()}\nSupported: {SUPPORTED_SLICER}; this is Slicer "
+                f"{getattr(slicer.app, 'applicationVersion', '?')} with Python {sys.version.split()[0]}.")
+
+    def refreshModels(self) -> None:
+        remembered = self.currentModel()
+        self.modelChoices = self.catalog.choices()
         combo = self.ui.modelComboBox
+        wasBlocked = combo.blockSignals(True)
         combo.clear()
-        for index, choice in enumerate(self.model_choices):
+        for index, choice in enumerate(self.modelChoices):
             combo.addItem(choice.label)
             if choice.description:
                 combo.setItemData(index, choice.description, qt.Qt.ToolTipRole)
-        if self.model_choices:
-            combo.setCurrentIndex(default_index(self.model_choices, remembered))
+        if self.modelChoices:
+            combo.setCurrentIndex(default_index(self.modelChoices, remembered))
+        combo.blockSignals(wasBlocked)
 
-    def current_model(self) -> str | None:
+    def currentModel(self) -> str | None:
         index = self.ui.modelComboBox.currentIndex
-        return self.model_choices[index].argument if 0 <= index < len(self.model_choices) else None
+        return self.modelChoices[index].argument if 0 <= index < len(self.modelChoices) else None
 
-    def select_default_volume(self) -> None:
-        """Select the volume shown in the red slice view, else keep the combo box's own choice."""
-        if self.ui.inputVolumeSelector.currentNode() is not None:
+    def selectDefaultVolume(self) -> None:
+        """Select the volume shown in the red slice view, else the first volume, if none is chosen."""
+        if self._parameterNode is None or self._parameterNode.inputVolume is not None:
             return
         try:
             composite = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
             node = slicer.mrmlScene.GetNodeByID(composite.GetBackgroundVolumeID() or "")
         except AttributeError:
             node = None
-        if node is None:
-            node = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        node = node or slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
         if node is not None and not node.IsA("vtkMRMLLabelMapVolumeNode"):
-            self.ui.inputVolumeSelector.setCurrentNode(node)
+            self._parameterNode.inputVolume = node
 
-    # -- parameters ----------------------------------------------------------------------------
+    # -- parameter node (the panel's state, saved with the scene) ------------------------------
 
-    def parameters(self) -> SegmentationParameters:
-        return SegmentationParameters(
-            prompts=self.ui.targetsLineEdit.text,
-            model=self.current_model(),
-            device=self.ui.deviceComboBox.currentData or "auto",
-            fast=self.ui.fastCheckBox.checked,
-            allow_free_text=self.ui.allowFreeTextCheckBox.checked,
-            show_3d=self.ui.show3DCheckBox.checked,
-        )
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(parameterNode())
+        self.selectDefaultVolume()
 
-    def _load_settings(self) -> None:
-        params = SegmentationParameters.from_settings(qt.QSettings())
-        self.ui.targetsLineEdit.setText(params.prompts)
-        index = self.ui.deviceComboBox.findData(params.device)
-        self.ui.deviceComboBox.setCurrentIndex(max(0, index))
-        self.ui.fastCheckBox.setChecked(params.fast)
-        self.ui.allowFreeTextCheckBox.setChecked(params.allow_free_text)
-        self.ui.show3DCheckBox.setChecked(params.show_3d)
+    def setParameterNode(self, node: MoMESegmentationParameterNode | None) -> None:
+        if self._parameterNode is not None:
+            self.removeObserver(self._parameterNode.parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self.updateGuiFromParameterNode)
+        self._parameterNode = node
+        if node is not None:
+            self.addObserver(node.parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGuiFromParameterNode)
+        self.updateGuiFromParameterNode()
+
+    def updateGuiFromParameterNode(self, *_args: Any) -> None:
+        node = self._parameterNode
+        if node is None or self._updatingGui:
+            return
+        self._updatingGui = True
+        try:
+            self.ui.inputVolumeSelector.setCurrentNode(node.inputVolume)
+            self.ui.outputSegmentationSelector.setCurrentNode(node.outputSegmentation)
+            if self.ui.targetsLineEdit.text != node.prompts:
+                self.ui.targetsLineEdit.setText(node.prompts)
+            self.ui.deviceComboBox.setCurrentIndex(max(0, self.ui.deviceComboBox.findData(node.device)))
+            self.ui.fastCheckBox.setChecked(node.fast)
+            self.ui.allowFreeTextCheckBox.setChecked(node.allowFreeText)
+            self.ui.show3DCheckBox.setChecked(node.show3D)
+            models = [c.argument or "" for c in self.modelChoices]
+            if node.model in models:
+                self.ui.modelComboBox.setCurrentIndex(models.index(node.model))
+        finally:
+            self._updatingGui = False
+        self.checkTargets()
+
+    def updateParameterNodeFromGui(self, *_args: Any) -> None:
+        node = self._parameterNode
+        if node is None or self._updatingGui:
+            return
+        with slicer.util.NodeModify(node.parameterNode):
+            node.inputVolume = self.ui.inputVolumeSelector.currentNode()
+            node.outputSegmentation = self.ui.outputSegmentationSelector.currentNode()
+            node.prompts = self.ui.targetsLineEdit.text
+            node.device = self.ui.deviceComboBox.currentData or "auto"
+            node.fast = self.ui.fastCheckBox.checked
+            node.allowFreeText = self.ui.allowFreeTextCheckBox.checked
+            node.show3D = self.ui.show3DCheckBox.checked
+            node.model = self.currentModel() or ""
+        self.updateButtons()
 
     # -- structures line edit ------------------------------------------------------------------
 
-    def on_targets_edited(self, text: str) -> None:
+    def onTargetsEdited(self, text: str) -> None:
         prefix = current_item(text, self.ui.targetsLineEdit.cursorPosition)
-        if len(prefix) < 1:
+        if not prefix:
             self.completer.popup().hide()
             return
         self.completer.setCompletionPrefix(prefix)
@@ -183,97 +212,116 @@ class Widget(qt.QWidget):
         else:
             self.completer.popup().hide()
 
-    def on_completion_chosen(self, choice: str) -> None:
+    def onCompletionChosen(self, choice: str) -> None:
         edit = self.ui.targetsLineEdit
         text, cursor = replace_current_item(edit.text, choice, edit.cursorPosition)
         edit.setText(text)
         edit.setCursorPosition(cursor)
 
-    def on_preset_chosen(self, index: int) -> None:
+    def onPresetChosen(self, index: int) -> None:
         if index <= 0:
             return
         name = self.ui.presetComboBox.itemText(index)
         self.ui.targetsLineEdit.setText(add_preset(self.ui.targetsLineEdit.text, name, self.vocabulary))
         self.ui.presetComboBox.setCurrentIndex(0)
 
-    def on_targets_changed(self) -> None:
+    def onTargetsChanged(self) -> None:
+        self.updateParameterNodeFromGui()
+        self.checkTargets()
+
+    def checkTargets(self) -> None:
         check = check_targets(self.ui.targetsLineEdit.text, self.vocabulary, self.ui.allowFreeTextCheckBox.checked)
         self.ui.targetsStatusLabel.setText(check.summary())
         self.ui.targetsStatusLabel.setStyleSheet("color: #b00020" if check.unknown else "")
-        self.targets_ok = check.ok
-        self.update_buttons()
+        self.targetsOk = check.ok
+        self.updateButtons()
 
-    def update_buttons(self, *_args: Any) -> None:
-        if getattr(self, "running", False):
+    def updateButtons(self, *_args: Any) -> None:
+        if self.running:
             return
-        ready = self.ui.inputVolumeSelector.currentNode() is not None and getattr(self, "targets_ok", False)
+        ready = self.ui.inputVolumeSelector.currentNode() is not None and self.targetsOk
         self.ui.segmentButton.enabled = ready
         self.ui.segmentButton.toolTip = _("Segment the listed structures") if ready else _(
             "Select a CT volume and type the structures to segment")
 
     # -- running -------------------------------------------------------------------------------
 
-    def set_running(self, running: bool) -> None:
+    def setRunning(self, running: bool) -> None:
         self.running = running
         self.ui.segmentButton.text = _("Cancel") if running else _("Segment")
         for name in ("inputVolumeSelector", "outputSegmentationSelector", "targetsLineEdit", "presetComboBox",
-                     "modelComboBox", "deviceComboBox", "fastCheckBox", "allowFreeTextCheckBox", "refreshModelsButton"):
+                     "modelComboBox", "deviceComboBox", "fastCheckBox", "allowFreeTextCheckBox", "refreshModelsButton",
+                     "loadSampleButton", "reinstallPackagesButton"):
             getattr(self.ui, name).enabled = not running
         if running:
             self.ui.segmentButton.enabled = True
         else:
-            self.update_buttons()
+            self.updateButtons()
 
-    def on_segment_or_cancel(self, _checked: bool = False) -> None:
+    def onSegmentOrCancel(self, _checked: bool = False) -> None:
         if self.running:
             self.cancel()
         else:
             self.segment()
 
-    def dependencies(self) -> DependencyManager:
-        if self._dependencies is None:
-            self._dependencies = _slicer_dependency_manager()
-        return self._dependencies
-
     def segment(self) -> None:
-        params = self.parameters()
-        params.to_settings(qt.QSettings())
+        params = self._parameterNode.runParameters()
         self.ui.logTextEdit.clear()
         self.ui.progressBar.setValue(0)
         try:
-            self.set_status(_("Checking MoME's Python packages..."))
-            self.dependencies().ensure()  # asks once, installs with pip_ensure's own progress dialog
+            params.device = self.checkGpu(params.device, params.fast)
+            if params.device is None:
+                return
+            self.setStatus(_("Checking MoME's Python packages..."))
+            if self.dependencies is not None:
+                self.dependencies.ensure()  # asks once; on failure a DependencyError says what to do
             self.logic.start(self.ui.inputVolumeSelector.currentNode(), params)
         except FriendlyError as exc:
-            self.report_error(exc)
+            self.reportError(exc)
             return
-        self.set_running(True)
-        self.set_status(_("Starting MoME..."))
+        except Exception as exc:  # noqa: BLE001 - never leave the panel half-way: say it, stay usable
+            self.reportError(FriendlyError(_("MoME could not start because of an unexpected error. The details "
+                                             "can help the developers."), f"{exc!r}\n{traceback.format_exc()}"))
+            return
+        self.setRunning(True)
+        self.setStatus(_("Starting MoME..."))
         self.timer.start()
+
+    def checkGpu(self, device: str, fast: bool) -> str | None:
+        """The device to use after the GPU-memory check (None: the user cancelled)."""
+        advice = gpu_advice(device, fast, query_gpu() if device != "cpu" else None)
+        if advice is None:
+            return device
+        self.appendLog(advice)
+        if not self.showDialogs:
+            return "cpu"
+        choice = self.askChoice(_("Not enough GPU memory?"), qt.QMessageBox.Warning, advice, _("Use CPU"),
+                                _("Try the GPU anyway"))
+        return {"safe": "cpu", "risky": "cuda"}.get(choice)
 
     def cancel(self) -> None:
         self.timer.stop()
-        self.set_status(_("Cancelling..."))
+        self.setStatus(_("Cancelling..."))
         slicer.app.processEvents()
         self.logic.cancel()
         self.finish()
 
-    def on_timer(self) -> None:
+    def onTimer(self) -> None:
         job = self.logic.job
         for event in self.logic.poll():
             if event.kind is EventKind.LOG:
-                self.append_log(event.message)
+                self.appendLog(event.message)
             elif event.kind is EventKind.PROGRESS:
-                self.append_log(f"[{event.stage}] {event.message}")
+                self.appendLog(f"[{event.stage}] {event.message}")
             elif event.kind is EventKind.ERROR:
-                self.append_log(f"ERROR: {event.message}")
+                self.appendLog(f"ERROR: {event.message}")
         if job is None:
             self.timer.stop()
-            self.set_running(False)
+            self.setRunning(False)
             return
         self.ui.progressBar.setValue(int(1000 * job.fraction))
         if job.running:
-            self.set_status(f"{job.message} ({job.elapsed:.0f} s)")
+            self.setStatus(f"{job.message} ({job.elapsed:.0f} s)")
             return
         self.timer.stop()
         self.finish()
@@ -284,91 +332,135 @@ class Widget(qt.QWidget):
         report = None
         try:
             if outcome is not None and outcome.state is JobState.SUCCEEDED:
-                self.set_status(_("Loading the segmentation..."))
-                report = self.import_result()
+                self.setStatus(_("Loading the segmentation..."))
+                report = self.importResult()
                 if report is None:
-                    self.set_status(_("MoME finished, but the result was not loaded (you chose Cancel)."))
+                    self.setStatus(_("MoME finished, but the result was not loaded (you chose Cancel)."))
                     return
             if outcome is not None:
-                self.set_status(summary(outcome, report))
+                self.setStatus(summary(outcome, report))
                 if outcome.state is JobState.FAILED and outcome.error is not None:
-                    self.report_error(outcome.error)
+                    self.reportError(outcome.error)
         except FriendlyError as exc:
-            self.report_error(exc)
+            self.reportError(exc)
         finally:
             self.logic.cleanup()
-            self.set_running(False)
+            self.setRunning(False)
 
-    def import_result(self):
+    def importResult(self):
         target = self.ui.outputSegmentationSelector.currentNode()
         plan = self.logic.plan_import(target)
-        replace_protected = False
+        replaceProtected = False
         if plan.needs_confirmation:
-            answer = self.ask_about_protected(plan.protected)
+            answer = self.askAboutProtected(plan.protected)
             if answer is None:
                 return None
-            replace_protected = answer
-        report = self.logic.import_result(target, replace_protected)
+            replaceProtected = answer
+        report = self.logic.import_result(target, replaceProtected)
         node = report.segmentation_node
-        self.last_segmentation = node
-        self.ui.outputSegmentationSelector.setCurrentNode(node)
+        self._parameterNode.outputSegmentation = node
         set_show_3d(node, self.ui.show3DCheckBox.checked)
         return report
 
-    def ask_about_protected(self, protected: dict[str, str]) -> bool | None:
+    def askAboutProtected(self, protected: dict[str, str]) -> bool | None:
         """True = replace them, False = keep the user's versions, None = do not load the result."""
-        if not self.show_dialogs:
+        if not self.showDialogs:
             return False
         lines = [f"  {name} ({_('you edited it') if reason == EDITED else _('not made by MoME')})"
                  for name, reason in protected.items()]
+        text = (_("MoME's result has new versions of segments that were changed by hand:") + "\n\n"
+                + "\n".join(lines) + "\n\n" + _("Replace them with MoME's result?"))
+        choice = self.askChoice(_("Replace edited segments?"), qt.QMessageBox.Question, text, _("Keep mine"),
+                                _("Replace"))
+        return {"safe": False, "risky": True}.get(choice)
+
+    def askChoice(self, title: str, icon: Any, text: str, safe: str, risky: str) -> str | None:
+        """A question with a safe default, a risky alternative and Cancel: "safe", "risky" or None."""
         box = qt.QMessageBox(slicer.util.mainWindow())
-        box.setWindowTitle(_("Replace edited segments?"))
-        box.setIcon(qt.QMessageBox.Question)
-        box.setText(_("MoME's result has new versions of segments that were changed by hand:") + "\n\n"
-                    + "\n".join(lines) + "\n\n" + _("Replace them with MoME's result?"))
-        replace = box.addButton(_("Replace"), qt.QMessageBox.DestructiveRole)
-        keep = box.addButton(_("Keep mine"), qt.QMessageBox.AcceptRole)
+        box.setWindowTitle(title)
+        box.setIcon(icon)
+        box.setText(text)
+        safeButton = box.addButton(safe, qt.QMessageBox.AcceptRole)
+        riskyButton = box.addButton(risky, qt.QMessageBox.DestructiveRole)
         box.addButton(qt.QMessageBox.Cancel)
-        box.setDefaultButton(keep)
+        box.setDefaultButton(safeButton)
         box.exec_()
         clicked = box.clickedButton()
-        if clicked == replace:
-            return True
-        if clicked == keep:
-            return False
-        return None
+        return "safe" if clicked == safeButton else ("risky" if clicked == riskyButton else None)
+
+    # -- sample and packages -------------------------------------------------------------------
+
+    def onLoadSample(self, _checked: bool = False) -> None:
+        with slicer.util.tryWithErrorDisplay(_("The sample CT could not be loaded."), waitCursor=True):
+            node = self.logic.load_sample()
+            slicer.util.setSliceViewerLayers(background=node, fit=True)
+            self._parameterNode.inputVolume = node
+            self.setStatus(_("Loaded {name}. Type structures, e.g. liver, aorta, and click Segment.").format(
+                name=node.GetName()))
+
+    def onPackageInfo(self, _checked: bool = False) -> None:
+        if self.dependencies is None:
+            return
+        rows = self.dependencies.package_report()
+        lines = [f"{r.name}{r.required}: {r.installed or _('not installed')}"
+                 f"{'' if r.ok else '  <- ' + _('needs installing')} ({r.via})" for r in rows]
+        text = "\n".join([self.aboutText(), "", *lines])
+        self.appendLog(text)
+        self.ui.detailsCollapsibleButton.collapsed = False
+        if self.showDialogs:
+            slicer.util.infoDisplay(_("MoME's Python packages (also in Details):"), windowTitle=_("MoME packages"),
+                                    detailedText=text)
+
+    def onReinstallPackages(self, _checked: bool = False) -> None:
+        if self.dependencies is None or self.showDialogs and not slicer.util.confirmOkCancelDisplay(
+                _("Install MoME's Python packages again? Packages that Slicer ships are not touched. Restart "
+                  "Slicer afterwards. To reinstall PyTorch, use the PyTorch Utils module."),
+                _("Reinstall MoME's packages")):
+            return
+        try:
+            names = self.dependencies.reinstall()
+        except FriendlyError as exc:
+            self.reportError(exc)
+            return
+        self.appendLog(_("Reinstalled: ") + ", ".join(names))
+        if self.showDialogs:
+            slicer.util.infoDisplay(_("MoME's packages were reinstalled. Restart Slicer to use them."))
 
     # -- feedback ------------------------------------------------------------------------------
 
-    def set_status(self, text: str) -> None:
+    def setStatus(self, text: str) -> None:
         self.ui.statusLabel.setText(text)
 
-    def append_log(self, text: str) -> None:
+    def appendLog(self, text: str) -> None:
         self.ui.logTextEdit.appendPlainText(text)
 
-    def report_error(self, error: FriendlyError, title: str | None = None) -> None:
-        self.set_status(error.message)
+    def reportError(self, error: FriendlyError, title: str | None = None) -> None:
+        """Show a failure in the status line, the log and a dialog; the panel stays usable."""
+        self.setStatus(error.message)
         if error.details:
-            self.append_log(error.details)
+            self.appendLog(error.details)
         log.error("%s\n%s", error.message, error.details)
-        if self.show_dialogs:
+        self.setRunning(False)
+        if self.showDialogs:
             extra = {"detailedText": error.details} if error.details else {}
             slicer.util.errorDisplay(error.message, windowTitle=title or _("MoME"), **extra)
 
-    def on_show_3d(self, show: bool) -> None:
-        node = self.ui.outputSegmentationSelector.currentNode() or self.last_segmentation
+    def onShow3D(self, show: bool) -> None:
+        node = self.ui.outputSegmentationSelector.currentNode()
         if node is not None:
             set_show_3d(node, show)
 
-    def on_scene_closing(self, *_args: Any) -> None:
-        if getattr(self, "running", False):
+    def onSceneStartClose(self, *_args: Any) -> None:
+        if self.running:
             self.cancel()
-        self.last_segmentation = None
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, *_args: Any) -> None:
+        self.initializeParameterNode()
 
     def cleanup(self) -> None:
         self.timer.stop()
-        if getattr(self, "running", False):
+        if self.running:
             self.logic.cancel()
         self.logic.cleanup()
-        slicer.mrmlScene.RemoveObserver(self._scene_observer)
-
+        self.removeObservers()

@@ -1,6 +1,10 @@
 """The training panel's view of the model store (``mome.hub.ModelStore``): list the installed
 versions, set the active one, roll back, export/import a .zip, install a finished run's package as
-a new version, and compare two versions on a held-out case.
+a new version, and compare versions on the held-out cases of a dataset.
+
+Comparing runs ``mome evaluate`` once per model in a background process (the runner shared with
+MoME Segmentation), never inference inside Slicer's process: a GPU out-of-memory error or a crash
+cannot take Slicer down, and the panel stays responsive.
 
 Installed versions never change and the base model is never overwritten: a trained package gets
 its own name/version (see :meth:`ModelStoreLogic.new_model_version`), and installing a package
@@ -9,11 +13,18 @@ under a name and version that is already taken is refused.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from MoMESegmentationLib.errors import FriendlyError, translate_engine_error
+from MoMESegmentationLib.process import EngineEvent, EngineProcess, ProcessRunner, engine_command, engine_environment
 
 
 class ModelStoreProtocol(Protocol):
@@ -38,11 +49,12 @@ class ModelStoreProtocol(Protocol):
 
 @dataclass
 class Comparison:
-    """Dice per class of two (or more) models on one labelled case, on the case's own grid."""
+    """Mean Dice per class of two (or more) models on the held-out cases of a dataset (``mome
+    evaluate``: on the model's grid), with the number of cases behind each value."""
 
-    case: str
+    case: str  # which cases, in words: "2 held-out (val) cases"
     models: list[str]  # "name@version"
-    classes: list[str]  # classes the case annotates and contains
+    classes: list[str]  # classes the cases annotate and contain
     dice: dict[str, dict[str, float | None]] = field(default_factory=dict)  # model -> class -> Dice (None: unknown)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -165,55 +177,121 @@ class ModelStoreLogic:
         return self.store.install(package_path, activate=activate)
 
     # ------------------------------------------------------------------ comparison
-    def compare(self, models: list[tuple[str, str]], manifest: str | Path, case_id: str | None = None,
-                progress=None) -> Comparison:
-        """Segment one held-out case of ``manifest`` (default: its first ``val`` case) with every
-        model, in this process, and report the Dice of each annotated class on the case's grid."""
-        import SimpleITK as sitk
-        from mome.inference.engine import Segmenter
-        from mome.package import ModelPackage
-        from mome.training.data import case_masks
-        from mome.training.manifest import load_manifest
+    def comparison(self, models: list[tuple[str, str]], manifest: str | Path, split: str = "val",
+                   **process_options: Any) -> "ComparisonRun":
+        """A background comparison of ``models`` on the ``split`` cases of ``manifest`` (not started)."""
+        specs = [(f"{name}@{version}", str(self.path(name, version))) for name, version in models]
+        return ComparisonRun(specs, manifest, split=split, device=self.device, **process_options)
 
-        loaded = load_manifest(manifest)
-        cases = loaded.cases()
-        if case_id is None:
-            held_out = loaded.cases("val") or loaded.cases("test")
-            if not held_out:
-                raise ValueError("the dataset has no held-out (val) case to compare on; build it with at least "
-                                 "3 cases, or name a case")
-            case = held_out[0]
+    def compare(self, models: list[tuple[str, str]], manifest: str | Path, split: str = "val",
+                timeout: float | None = None, **process_options: Any) -> Comparison:
+        """:meth:`comparison`, started and waited for (scripts and tests)."""
+        run = self.comparison(models, manifest, split, **process_options)
+        run.start()
+        return run.wait(timeout)
+
+
+class ComparisonRun:
+    """``mome evaluate`` for one model after the other, in the background; :attr:`result` at the end.
+
+    ``models`` are (label, package path); ``poll()`` advances it (from the panel's QTimer), ``wait``
+    blocks. ``error`` is a :class:`FriendlyError` when a run failed.
+    """
+
+    def __init__(self, models: list[tuple[str, str]], manifest: str | Path, split: str = "val", device: str = "cpu",
+                 runner: ProcessRunner | None = None, python: str | None = None,
+                 engine_root: str | os.PathLike[str] | None = None, base_env: Mapping[str, str] | None = None):
+        self.models = list(models)
+        self.manifest = str(manifest)
+        self.split = split
+        self.device = "cuda" if device == "cuda" else "cpu"  # `mome evaluate` has no "auto"
+        self.process = EngineProcess(runner)
+        self.command = engine_command(python)
+        self.env = engine_environment(os.environ if base_env is None else base_env, engine_root)
+        self.work_dir = Path(tempfile.mkdtemp(prefix="MoME-compare-"))
+        self.metrics: dict[str, dict] = {}
+        self.seconds: dict[str, float] = {}
+        self.error: FriendlyError | None = None
+        self.result: Comparison | None = None
+        self._index = -1
+
+    @property
+    def running(self) -> bool:
+        return self.result is None and self.error is None and self._index >= 0
+
+    @property
+    def fraction(self) -> float:
+        return max(0, self._index) / max(1, len(self.models))
+
+    def arguments(self, index: int) -> list[str]:
+        _, package = self.models[index]
+        return [*self.command, "evaluate", "--model", package, "--data", self.manifest, "--split", self.split,
+                "--device", self.device, "--out", str(self._out(index)), "--progress", "json"]
+
+    def start(self) -> None:
+        self._start(0)
+
+    def _start(self, index: int) -> None:
+        self._index = index
+        self.process.start(self.arguments(index), env=self.env, cwd=self.work_dir)
+
+    def _out(self, index: int) -> Path:
+        return self.work_dir / f"metrics-{index}.json"
+
+    def poll(self) -> list[EngineEvent]:
+        if not self.running:
+            return []
+        events = self.process.poll()
+        if not self.process.running and self.process.exit_code is not None:
+            self._finished_one()
+        return events
+
+    def _finished_one(self) -> None:
+        label, _ = self.models[self._index]
+        out = self._out(self._index)
+        if self.process.exit_code != 0 or not out.is_file():
+            error = self.process.error
+            self.error = translate_engine_error(self.process.exit_code, error.message if error else "",
+                                                error.details if error else "", list(self.process.log_tail),
+                                                missing_output=self.process.exit_code == 0)
+            self._clean()
+            return
+        self.metrics[label] = json.loads(out.read_text(encoding="utf-8"))
+        self.seconds[label] = self.process.seconds
+        if self._index + 1 < len(self.models):
+            self._start(self._index + 1)
         else:
-            matches = [c for c in cases if c.id == case_id]
-            if not matches:
-                raise ValueError(f"no case {case_id!r} in {manifest}; cases: {', '.join(c.id for c in cases)}")
-            case = matches[0]
-        image = sitk.ReadImage(str(case.image), sitk.sitkFloat32)
-        truth = {k: sitk.GetArrayFromImage(m).astype(bool) for k, m in case_masks(case, image).items()}
-        truth = {k: v for k, v in truth.items() if v.any()}
-        specs = [f"{n}@{v}" for n, v in models]
-        result = Comparison(case=f"{case.dataset}/{case.id}", models=specs, classes=sorted(truth))
-        for n, ((name, version), spec) in enumerate(zip(models, specs)):
-            if progress is not None:
-                progress(n / len(models), f"segmenting {case.id} with {spec}")
-            package = ModelPackage.load(self.path(name, version))
-            known = [k for k in result.classes if k in package.class_keys]
-            dice: dict[str, float | None] = {k: None for k in result.classes}
-            if known:
-                segmenter = Segmenter(package, device=self.device)
-                out = segmenter.segment(image, known)
-                for key, mask in zip(out.keys, out.masks):
-                    dice[key] = _dice(mask, truth[key])
-                result.seconds[spec] = float(out.timings.get("total", 0.0))
-            result.dice[spec] = dice
-        if progress is not None:
-            progress(1.0, "done")
-        return result
+            self.result = self._comparison()
+            self._clean()
 
+    def _comparison(self) -> Comparison:
+        labels = [label for label, _ in self.models]
+        classes = sorted({key for m in self.metrics.values() for key in m.get("per_class", {})})
+        cases = max((len(m.get("per_case", [])) for m in self.metrics.values()), default=0)
+        dice = {label: {key: (self.metrics[label]["per_class"].get(key) or {}).get("dice") for key in classes}
+                for label in labels}
+        return Comparison(f"{cases} held-out ({self.split}) case{'s' if cases != 1 else ''}", labels, classes, dice,
+                          dict(self.seconds))
 
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    denom = int(pred.sum()) + int(truth.sum())
-    return float(2.0 * np.logical_and(pred, truth).sum() / denom) if denom else 1.0
+    def wait(self, timeout: float | None = None) -> Comparison:
+        """Block until every model was evaluated; raises the :class:`FriendlyError` of a failed run."""
+        while self.running:
+            if self.process.wait(timeout) is None:
+                self.cancel()
+                raise FriendlyError(f"The comparison did not finish within {timeout:.0f} s and was stopped.")
+            self.poll()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    def cancel(self) -> None:
+        self.process.kill()
+        self.error = self.error or FriendlyError("The comparison was cancelled.")
+        self._clean()
+
+    def _clean(self) -> None:
+        shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def _numbers(version: str) -> list[int]:

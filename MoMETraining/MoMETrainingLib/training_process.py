@@ -1,138 +1,42 @@
-"""Run MoME training in a background process and turn its JSON progress lines into events.
+"""Run MoME training in a background process and turn its progress into training events.
 
-``TrainingProcess(runner).start(request)`` launches::
+``TrainingProcess().start(request)`` launches, through the engine process runner shared with
+MoME Segmentation (``MoMESegmentationLib.process``: one JSON-lines parser, one way to stop)::
 
     python -m mome.cli.main finetune --model BASE --data MANIFEST --preset backbone --steps N --lr LR
         --device DEV --output RUNDIR --name NAME --version VER --progress json          (quick adapt)
     python -m mome.cli.main train RUNDIR/train_config.json --output RUNDIR --progress json (full retrain)
 
-``stop()`` sends SIGTERM: the engine saves a checkpoint in RUNDIR and exits with 130, after which
-``resume()`` starts the same command again with ``--resume``. The process's output is read on a
-thread and queued; the caller (Slicer's QTimer, or a test) takes the parsed events with
-:meth:`TrainingProcess.poll`, so no callback ever runs on a non-GUI thread. No Qt here: Slicer's
-widget gives the runner Slicer's startup environment and ``PythonSlicer`` as the interpreter.
+``stop()`` asks the engine to stop cleanly: it saves a checkpoint in RUNDIR and exits with 130,
+after which ``resume()`` starts the same command again with ``--resume``. The caller (Slicer's
+QTimer, or a test) takes the events with :meth:`TrainingProcess.poll`. No Qt here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from MoMESegmentationLib.process import (
+    EXIT_CANCELLED,
+    EngineEvent,
+    EngineProcess,
+    EventKind,
+    ProcessRunner,
+    engine_command,
+    engine_environment,
+)
+
 from .presets import TrainingPreset
 
 CHECKPOINT = "checkpoint.pt"  # mome.training.checkpoint.CHECKPOINT (not imported: no torch at module load)
-CANCELLED_EXIT = 130  # mome.cli.main: KeyboardInterrupt / SIGTERM
-USER_ERROR_EXIT = 2
-
-
-# ---------------------------------------------------------------------- runner (injected)
-class ProcessRunner(Protocol):
-    """Starts one child process and streams its output lines."""
-
-    def start(self, args: list[str], cwd: str | None, env: dict[str, str] | None,
-              on_line: Callable[[str], None], on_exit: Callable[[int], None]) -> None:
-        """Launch ``args``; call ``on_line`` for every stdout/stderr line and ``on_exit(code)`` once,
-        both from any thread."""
-
-    def terminate(self) -> None:
-        """Ask the process to stop cleanly (SIGTERM; the engine checkpoints on it)."""
-
-    def kill(self) -> None:
-        """Stop it now (and its children)."""
-
-    def is_running(self) -> bool: ...
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Exit code, or None if still running after ``timeout`` seconds."""
-
-
-class SubprocessRunner:
-    """:class:`ProcessRunner` on ``subprocess.Popen`` with a reader thread.
-
-    The child runs in its own process group (session), and Stop signals the whole group: in Slicer
-    the command starts with ``PythonSlicer``, a launcher that runs the real Python as *its* child,
-    so signalling the launcher alone would orphan the trainer. ``base_env`` is the environment the
-    child starts from (default ``os.environ``; in Slicer ``slicer.util.startupEnvironment()``).
-    """
-
-    def __init__(self, base_env: dict[str, str] | None = None):
-        self.base_env = base_env
-        self._proc: subprocess.Popen | None = None
-        self._reader: threading.Thread | None = None
-
-    def start(self, args, cwd, env, on_line, on_exit) -> None:
-        if self.is_running():
-            raise RuntimeError("a training process is already running")
-        kwargs: dict[str, Any] = {}
-        if sys.platform == "win32":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        else:
-            kwargs["start_new_session"] = True
-        base = dict(os.environ if self.base_env is None else self.base_env)
-        proc = subprocess.Popen(args, cwd=cwd, env={**base, **(env or {})}, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
-                                errors="replace", bufsize=1, **kwargs)
-        self._proc = proc
-
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:  # ends when every process of the group has closed the pipe
-                on_line(line.rstrip("\r\n"))
-            on_exit(proc.wait())
-
-        self._reader = threading.Thread(target=read, name="mome-training-output", daemon=True)
-        self._reader.start()
-
-    def terminate(self) -> None:
-        if not self.is_running():
-            return
-        if sys.platform == "win32":
-            self._proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        else:
-            _signal_group(self._proc.pid, signal.SIGTERM)
-
-    def kill(self) -> None:
-        if not self.is_running():
-            return
-        if sys.platform == "win32":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._proc.pid)], capture_output=True, check=False)
-        else:
-            _signal_group(self._proc.pid, signal.SIGKILL)
-
-    def is_running(self) -> bool:
-        """Until the output pipe closes: a launcher may exit before the trainer it started."""
-        if self._proc is None:
-            return False
-        return self._proc.poll() is None or (self._reader is not None and self._reader.is_alive())
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        if self._proc is None:
-            return None
-        if self._reader is not None:
-            self._reader.join(timeout)  # every line delivered (and on_exit called) before wait() returns
-            if self._reader.is_alive():
-                return None
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)  # the child leads its own session: its group id is its pid
-    except ProcessLookupError:
-        pass
 
 
 # ---------------------------------------------------------------------- request and events
@@ -147,7 +51,8 @@ class TrainingRequest:
     device: str = "auto"  # auto | cpu | cuda
     classes: list[str] = field(default_factory=list)  # empty: all classes of the manifest
     python: str = sys.executable  # in Slicer: PythonSlicer
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to the base environment
+    engine_root: str | None = None  # put first on PYTHONPATH (the engine shipped with the extension)
 
 
 class State(str, Enum):
@@ -189,30 +94,23 @@ class TrainingEvent:
     raw: dict[str, Any] | None = None
 
 
-def parse_line(line: str, total_steps: int | None = None) -> TrainingEvent:
-    """An engine output line (``--progress json``) as an event; other lines are ``log`` events."""
-    text = line.strip()
-    try:
-        obj = json.loads(text) if text.startswith("{") else None
-    except json.JSONDecodeError:
-        obj = None
-    if not isinstance(obj, dict) or "event" not in obj:
-        return TrainingEvent("log", message=line)
-    kind = obj["event"]
-    if kind == "done":
-        dice = obj.get("validation_dice") or {}
-        return TrainingEvent("done", message="training finished", package=obj.get("package"), val_dice=dice,
-                             step=obj.get("steps"), raw=obj)
-    if kind == "error":
-        details = obj.get("details") or ""
-        return TrainingEvent("error", message=str(obj.get("message", "")), raw={**obj, "details": details})
-    stage = obj.get("stage")
-    common = dict(message=str(obj.get("message", "")), fraction=_float(obj.get("fraction")), stage=stage, raw=obj,
+def training_event(event: EngineEvent, total_steps: int | None = None) -> TrainingEvent:
+    """What an engine event means for a training run (``MoMESegmentationLib.process.parse_line``
+    parses the line)."""
+    obj = event.data
+    if event.kind is EventKind.LOG:
+        return TrainingEvent("log", message=event.message)
+    if event.kind is EventKind.DONE:
+        return TrainingEvent("done", message="training finished", package=obj.get("package"),
+                             val_dice=obj.get("validation_dice") or {}, step=obj.get("steps"), raw=obj)
+    if event.kind is EventKind.ERROR:
+        return TrainingEvent("error", message=event.message, raw={**obj, "details": event.details})
+    common = dict(message=event.message, fraction=event.fraction, stage=event.stage or None, raw=obj,
                   step=_int(obj.get("step")))
     if "val_dice" in obj or "mean_dice" in obj:
         return TrainingEvent("validation", val_dice={k: float(v) for k, v in (obj.get("val_dice") or {}).items()},
                              mean_dice=_float(obj.get("mean_dice")), total_steps=total_steps, **common)
-    if stage == "train" and "loss" in obj:
+    if event.stage == "train" and "loss" in obj:
         return TrainingEvent("step", loss=_float(obj.get("loss")), lr=_float(obj.get("lr")),
                              eta_s=_float(obj.get("eta_s")), total_steps=total_steps, **common)
     return TrainingEvent("stage", **common)
@@ -261,25 +159,28 @@ class TrainingProcessProtocol(Protocol):
 
 
 class TrainingProcess:
-    """State machine over one training run: IDLE → RUNNING → (STOPPING →) STOPPED | FINISHED | FAILED."""
+    """State machine over one training run: IDLE → RUNNING → (STOPPING →) STOPPED | FINISHED | FAILED.
 
-    def __init__(self, runner: ProcessRunner | None = None, on_event: Callable[[TrainingEvent], None] | None = None):
-        self.runner = runner or SubprocessRunner()
+    ``base_env`` is the environment the engine starts from (default ``os.environ``; in Slicer
+    ``slicer.util.startupEnvironment()``)."""
+
+    def __init__(self, runner: ProcessRunner | None = None, on_event: Callable[[TrainingEvent], None] | None = None,
+                 base_env: Mapping[str, str] | None = None):
+        self.process = EngineProcess(runner)
         self.on_event = on_event  # called from poll(), i.e. on the caller's thread
+        self.base_env = dict(os.environ if base_env is None else base_env)
         self.state = State.IDLE
         self.request: TrainingRequest | None = None
         self.history = History()
         self.package: str | None = None  # the new package, once "done"
         self.error: str | None = None
         self.log: list[str] = []
-        self._queue: queue.Queue[TrainingEvent] = queue.Queue()
-        self._stop_requested = False
 
     # -- commands -------------------------------------------------------------------------
     def command(self, request: TrainingRequest, resume: bool = False) -> list[str]:
         """The engine command line for ``request`` (writes the train config for full retraining)."""
         p = request.preset
-        base = [request.python, "-m", "mome.cli.main"]
+        base = engine_command(request.python)
         if p.command == "finetune":
             args = base + ["finetune", "--model", request.base_model, "--data", request.manifest,
                            "--preset", p.freeze, "--steps", str(p.steps), "--lr", repr(p.lr),
@@ -305,32 +206,27 @@ class TrainingProcess:
             self.history = History()
             self.log = []
         self.package = self.error = None
-        self._stop_requested = False
         self.state = State.RUNNING
-        env = {"PYTHONUNBUFFERED": "1", **request.env}
-        total = request.preset.steps
+        env = engine_environment({**self.base_env, **request.env}, request.engine_root)
         try:
-            self.runner.start(args, None, env, lambda line: self._queue.put(parse_line(line, total)),
-                              lambda code: self._queue.put(TrainingEvent("exit", exit_code=code)))
+            self.process.start(args, env=env)
         except Exception as exc:
             self.state, self.error = State.FAILED, f"could not start {args[0]}: {exc}"
             raise
         return args
 
     def stop(self) -> None:
-        """Graceful stop: SIGTERM; the engine writes a checkpoint, then exits (state STOPPED)."""
+        """Graceful stop: the engine writes a checkpoint, then exits (state STOPPED)."""
         if self.state == State.RUNNING:
-            self._stop_requested = True
             self.state = State.STOPPING
-            self.runner.terminate()
+            self.process.terminate()
 
     def kill(self) -> None:
         """Hard stop (a second Stop while the engine is still saving): the last periodic checkpoint,
         if any, stays resumable."""
         if self.state in (State.RUNNING, State.STOPPING):
-            self._stop_requested = True
             self.state = State.STOPPING
-            self.runner.kill()
+            self.process.kill(grace_s=0.0)
 
     def can_resume(self) -> bool:
         return (self.request is not None and self.state in (State.STOPPED, State.FAILED)
@@ -343,25 +239,25 @@ class TrainingProcess:
 
     def wait(self, timeout: float | None = None) -> list[TrainingEvent]:
         """Block until the process ends (tests, batch use); returns the events since the last poll."""
-        self.runner.wait(timeout)
-        return self.poll()
+        events: list[TrainingEvent] = []
+        collected: list[EngineEvent] = []
+        self.process.wait(timeout, on_event=collected.append)
+        events += [self._handle(e) for e in collected]
+        return events + self.poll()
 
     # -- events ---------------------------------------------------------------------------
     def poll(self) -> list[TrainingEvent]:
-        """Events queued since the last call, in order; updates state and history."""
-        events = []
-        while True:
-            try:
-                event = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            self._apply(event)
-            events.append(event)
-            if self.on_event is not None:
-                self.on_event(event)
+        """Events since the last call, in order (the last one is ``exit`` once the process has ended);
+        updates state and history."""
+        if self.state not in (State.RUNNING, State.STOPPING):
+            return []
+        events = [self._handle(e) for e in self.process.poll()]
+        if not self.process.running and self.process.exit_code is not None:
+            events.append(self._exit(self.process.exit_code))
         return events
 
-    def _apply(self, event: TrainingEvent) -> None:
+    def _handle(self, engine_event: EngineEvent) -> TrainingEvent:
+        event = training_event(engine_event, self.request.preset.steps if self.request else None)
         self.history.add(event)
         if event.kind == "log":
             self.log.append(event.message)
@@ -369,20 +265,26 @@ class TrainingProcess:
             self.package = event.package
         elif event.kind == "error":
             self.error = event.message
-        elif event.kind == "exit":
-            code = event.exit_code
-            if code == 0 and self.package:
-                self.state = State.FINISHED
-            elif self._stop_requested or code in (CANCELLED_EXIT, -signal.SIGTERM):
-                self.state = State.STOPPED
-            else:
-                self.state = State.FAILED
-                if not self.error:
-                    tail = "\n".join(self.log[-5:])
-                    self.error = f"training exited with code {code}" + (f":\n{tail}" if tail else "")
-            event.state = self.state
-            event.message = {State.FINISHED: "training finished", State.STOPPED: "training stopped",
-                             State.FAILED: self.error or "training failed"}[self.state]
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def _exit(self, code: int) -> TrainingEvent:
+        if code == 0 and self.package:
+            self.state = State.FINISHED
+        elif self.process.stop_requested or code in (EXIT_CANCELLED, -signal.SIGTERM):
+            self.state = State.STOPPED
+        else:
+            self.state = State.FAILED
+            if not self.error:
+                tail = "\n".join(self.log[-5:])
+                self.error = f"training exited with code {code}" + (f":\n{tail}" if tail else "")
+        message = {State.FINISHED: "training finished", State.STOPPED: "training stopped",
+                   State.FAILED: self.error or "training failed"}[self.state]
+        event = TrainingEvent("exit", message=message, exit_code=code, state=self.state)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
 
 
 def write_train_config(request: TrainingRequest) -> Path:
@@ -414,6 +316,6 @@ def _resolve_base(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.exists():
         return path
-    from mome.hub import resolve_model as locate_model
+    from mome.hub import resolve_model
 
-    return Path(locate_model(name_or_path))
+    return Path(resolve_model(name_or_path))

@@ -1,72 +1,46 @@
 """The MoME Training panel: a thin Qt layer over the Qt-free logic of this package.
 
-Everything that does work lives in ``dataset_builder``, ``training_process``, ``model_store_logic``
-and ``training_plot``; they are injected here (``Widget(datasetBuilder=..., trainingProcess=...,
-storeLogic=...)``) so that they can be replaced in tests. This file only wires buttons to them,
-polls the training process with a QTimer and fills tables.
+Everything that does work lives in ``MoMETrainingLogic`` (``logic.py``: the dataset builder, the
+background training process, the model store) and ``training_plot``; the logic is injected
+(``Widget(logic=...)``). This file only wires buttons to it, polls the training process and a
+model comparison with a QTimer, and fills tables. Qt-facing names are camelCase, as in Slicer (and
+MoMESegmentation).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
+import traceback
 from pathlib import Path
 
 import qt
 import slicer
+from MoMESegmentationLib.engine import EngineMissingError
+from MoMESegmentationLib.errors import FriendlyError
 from slicer.i18n import tr as _
 
-from .dataset_builder import BuildOptions, CaseSource, DatasetBuilder, DatasetReport
+from .logic import MoMETrainingLogic
 from .presets import PRESETS
-from .training_process import State, SubprocessRunner, TrainingEvent, TrainingProcess, TrainingRequest
+from .training_process import State, TrainingEvent
 
-SETTINGS = "MoMETraining"
+SETTINGS = "MoMETraining"  # user preferences only: work folder, device, preset
 POLL_MS = 500
 
 
-def _dependencyManager():
-    """MoME Segmentation's installer (one confirmation for PyTorch via PyTorchUtils + requirements.txt)."""
-    from MoMESegmentationLib.dependencies import DependencyError, DependencyManager
-
-    packaging = getattr(slicer, "packaging", None)
-    if packaging is None:
-        raise DependencyError(_("MoME needs 3D Slicer 5.12 or newer. Please install a current Slicer release."))
-    try:
-        from PyTorchUtils import PyTorchUtilsLogic
-
-        torchInstaller = PyTorchUtilsLogic()
-    except ImportError:
-        torchInstaller = None
-
-    def confirm(title: str, text: str, details: str) -> bool:
-        return bool(slicer.util.confirmOkCancelDisplay(text, title, detailedText=details))
-
-    return DependencyManager(packaging, torchInstaller, confirm)
-
-
 class Widget(qt.QWidget):
-    def __init__(self, datasetBuilder=None, trainingProcess=None, storeLogic=None, scene=None, parent=None,
-                 doShowInfoWindows: bool = True):
+    def __init__(self, logic: MoMETrainingLogic | None = None, parent=None, showDialogs: bool = True):
         super().__init__(parent)
-        from MoMESegmentationLib.dependencies import DependencyError, ensure_engine_importable
-        from MoMESegmentationLib.process import find_python_slicer
-
-        self.scene = scene or slicer.mrmlScene
-        self.doShowInfoWindows = doShowInfoWindows
-        try:  # the engine ships with the extension (see MoMESegmentationLib.dependencies)
-            self.engineRoot = ensure_engine_importable()
+        self.scene = slicer.mrmlScene
+        self.showDialogs = showDialogs
+        try:  # the engine ships with the extension (MoMESegmentationLib/engine.py)
+            self.logic = logic or MoMETrainingLogic()
             self.engineAvailable = True
-        except DependencyError:
-            self.engineRoot, self.engineAvailable = None, False
-        self.python = find_python_slicer() or "PythonSlicer"
-        self.datasetBuilder = datasetBuilder
-        # the child starts from Slicer's startup environment, as with slicer.util.launchConsoleProcess
-        self.trainingProcess = trainingProcess or TrainingProcess(
-            SubprocessRunner(base_env=slicer.util.startupEnvironment()))
-        self.storeLogic = storeLogic
-        self.report: DatasetReport | None = None
+        except EngineMissingError:
+            self.logic, self.engineAvailable = None, False
+        self.report = None
         self.plot = None
+        self.comparisonRun = None
         self.pairs: list[tuple[str, str]] = []  # (volume node ID, segmentation node ID)
 
         layout = qt.QVBoxLayout(self)
@@ -104,6 +78,7 @@ class Widget(qt.QWidget):
 
         self._loadSettings()
         self.onPresetChanged()
+        self.sceneObservers = [self.scene.AddObserver(self.scene.EndCloseEvent, self.onSceneEndClose)]
         if not self.engineAvailable:
             self.ui.engineStatusLabel.setText(_(
                 "The MoME engine files are missing from this Slicer installation. Reinstall the MoME extension "
@@ -112,13 +87,15 @@ class Widget(qt.QWidget):
                 getattr(self.ui, name).enabled = False
             return
         self.ui.engineStatusLabel.hide()
-        if self.storeLogic is None:
-            from .model_store_logic import ModelStoreLogic
-
-            self.storeLogic = ModelStoreLogic()  # opens the store on first use
-        if self.datasetBuilder is None:
-            self.datasetBuilder = DatasetBuilder(self.scene, segmentations_logic=slicer.modules.segmentations.logic())
         self.refreshModels()
+
+    @property
+    def trainingProcess(self):
+        return self.logic.process
+
+    @property
+    def storeLogic(self):
+        return self.logic.store
 
     # ------------------------------------------------------------------ settings
     def _loadSettings(self) -> None:
@@ -141,25 +118,25 @@ class Widget(qt.QWidget):
 
     def _ensureDependencies(self) -> bool:
         """PyTorch and the engine's packages, installed after the user's consent (first use only)."""
-        from MoMESegmentationLib.dependencies import DependencyError
-
         try:
-            _dependencyManager().ensure()
+            if self.logic.dependencies is not None:
+                self.logic.dependencies.ensure()
             return True
-        except DependencyError as exc:
-            self._message(str(exc), error=True)
+        except FriendlyError as exc:
+            self._message(exc.message, error=True, details=exc.details)
+            return False
+        except Exception as exc:  # noqa: BLE001 - never leave the panel half-way: say it, stay usable
+            self._message(_("Checking MoME's Python packages failed unexpectedly."), error=True,
+                          details=f"{exc!r}\n{traceback.format_exc()}")
             return False
 
-    def _engineEnvironment(self) -> dict[str, str]:
-        """The extension's engine first on the child's PYTHONPATH, so it runs exactly that engine."""
-        paths = [str(self.engineRoot)] if self.engineRoot else []
-        paths += [p for p in slicer.util.startupEnvironment().get("PYTHONPATH", "").split(os.pathsep) if p]
-        return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "PYTHONIOENCODING": "utf-8"}
-
-    def _message(self, text: str, error: bool = False) -> None:
-        if not self.doShowInfoWindows:
+    def _message(self, text: str, error: bool = False, details: str = "") -> None:
+        if details:
+            self.ui.logTextEdit.appendPlainText(details)
+        if not self.showDialogs:
             return
-        (slicer.util.errorDisplay if error else slicer.util.infoDisplay)(text)
+        extra = {"detailedText": details} if details else {}
+        (slicer.util.errorDisplay if error else slicer.util.infoDisplay)(text, **extra)
 
     # ------------------------------------------------------------------ 1. data
     def onAddPair(self) -> None:
@@ -194,7 +171,7 @@ class Widget(qt.QWidget):
         for volumeId, segId in self.pairs:
             seg = self.scene.GetNodeByID(segId)
             if seg is not None:
-                sources.append(CaseSource(seg, self.scene.GetNodeByID(volumeId) if volumeId else None))
+                sources.append((self.scene.GetNodeByID(volumeId) if volumeId else None, seg))
         folder = self.ui.folderPathLineEdit.currentPath or None
         if not sources and not folder:
             self._message(_("Add at least one (CT volume, segmentation) case, or choose a folder."), error=True)
@@ -204,8 +181,7 @@ class Widget(qt.QWidget):
         work = Path(self.ui.workPathLineEdit.currentPath) / time.strftime("run-%Y%m%d-%H%M%S")
         self._saveSettings()
         with slicer.util.tryWithErrorDisplay(_("Building the training dataset failed."), waitCursor=True):
-            self.report = self.datasetBuilder.build(sources, work / "data", folder=folder,
-                                                    options=BuildOptions(holdout=self.ui.holdoutSpinBox.value))
+            self.report = self.logic.build_dataset(sources, work, folder=folder, holdout=self.ui.holdoutSpinBox.value)
         self._showReport()
 
     def _showReport(self) -> None:
@@ -242,17 +218,11 @@ class Widget(qt.QWidget):
         self.ui.stepsSpinBox.value = preset.steps
         self.ui.learningRateSpinBox.value = preset.lr
 
-    def _request(self) -> TrainingRequest:
-        name, version = self.ui.baseModelComboBox.currentData.split("@", 1)
-        newName, newVersion = self.storeLogic.new_model_version(name, version,
-                                                                self.ui.newModelNameLineEdit.text.strip() or None)
-        preset = PRESETS[self.ui.presetComboBox.currentData].with_overrides(
-            steps=self.ui.stepsSpinBox.value, lr=self.ui.learningRateSpinBox.value)
-        return TrainingRequest(
-            base_model=str(self.storeLogic.path(name, version)), manifest=str(self.report.manifest_path),
-            run_dir=str(self.report.work_dir.parent / f"run-{newName}-{newVersion}"), preset=preset, name=newName,
-            version=newVersion,
-            device=self.ui.deviceComboBox.currentText, python=self.python, env=self._engineEnvironment())
+    def _request(self):
+        return self.logic.request(
+            self.report, self.ui.baseModelComboBox.currentData, self.ui.presetComboBox.currentData,
+            steps=self.ui.stepsSpinBox.value, lr=self.ui.learningRateSpinBox.value,
+            device=self.ui.deviceComboBox.currentText, name=self.ui.newModelNameLineEdit.text.strip() or None)
 
     def onStart(self) -> None:
         if self.report is None or not self.report.ok or not self.ui.baseModelComboBox.currentData:
@@ -294,7 +264,9 @@ class Widget(qt.QWidget):
             self._showEvent(event)
         if events and self.plot is not None:
             self.plot.update(self.trainingProcess.history)
-        if self.trainingProcess.state not in (State.RUNNING, State.STOPPING):
+        if self.comparisonRun is not None:
+            self._pollComparison()
+        if self.trainingProcess.state not in (State.RUNNING, State.STOPPING) and self.comparisonRun is None:
             self.timer.stop()
         self._updateButtons()
 
@@ -338,12 +310,13 @@ class Widget(qt.QWidget):
             self.plot.remove()
         self.plot = TrainingPlot(self.scene)
         if not hasattr(self, "plotWidget"):
-            self.plotViewNode = self.scene.AddNewNodeByClass("vtkMRMLPlotViewNode", "MoME training plot view")
             self.plotWidget = slicer.qMRMLPlotWidget()
             self.plotWidget.setMRMLScene(self.scene)
-            self.plotWidget.setMRMLPlotViewNode(self.plotViewNode)
             self.plotWidget.minimumHeight = 200
             self.ui.plotFrame.layout().addWidget(self.plotWidget)
+        if not hasattr(self, "plotViewNode"):
+            self.plotViewNode = self.scene.AddNewNodeByClass("vtkMRMLPlotViewNode", "MoME training plot view")
+            self.plotWidget.setMRMLPlotViewNode(self.plotViewNode)
         self.plotViewNode.SetPlotChartNodeID(self.plot.chart.GetID())
 
     # ------------------------------------------------------------------ 3. models
@@ -435,26 +408,47 @@ class Widget(qt.QWidget):
             self._message(_("Select two model versions to compare."), error=True)
             return
         if self.report is None or not self.report.ok:
-            self._message(_("Build a dataset first: the comparison uses its held-out case."), error=True)
+            self._message(_("Build a dataset first: the comparison uses its held-out cases."), error=True)
             return
         if not self._ensureDependencies():
             return
         with slicer.util.tryWithErrorDisplay(_("Comparison failed."), waitCursor=True):
-            result = self.storeLogic.compare(selected, self.report.manifest_path)
-            table = self.ui.comparisonTable
-            table.setColumnCount(1 + len(result.models))
-            table.setHorizontalHeaderLabels([_("Class"), *result.models])
-            rows = result.rows()
-            table.setRowCount(len(rows))
-            for r, row in enumerate(rows):
-                for c, text in enumerate(row):
-                    table.setItem(r, c, qt.QTableWidgetItem(text))
-            self.ui.trainingStatusLabel.setText(_("Compared on held-out case {case}").format(case=result.case))
+            self.comparisonRun = self.storeLogic.comparison(
+                selected, self.report.manifest_path, python=self.logic.python, engine_root=self.logic.engine_root,
+                base_env=self.logic.environment)
+            self.comparisonRun.start()
+            self.ui.trainingStatusLabel.setText(_("Comparing {a} and {b} in the background...").format(
+                a=f"{selected[0][0]} {selected[0][1]}", b=f"{selected[1][0]} {selected[1][1]}"))
+            self.timer.start()
+        self._updateButtons()
+
+    def _pollComparison(self) -> None:
+        run = self.comparisonRun
+        for event in run.poll():
+            if event.message:
+                self.ui.logTextEdit.appendPlainText(event.message)
+        if run.running:
+            return
+        self.comparisonRun = None
+        if run.error is not None:
+            self.ui.trainingStatusLabel.setText(run.error.message)
+            self._message(run.error.message, error=True, details=run.error.details)
+            return
+        result = run.result
+        table = self.ui.comparisonTable
+        table.setColumnCount(1 + len(result.models))
+        table.setHorizontalHeaderLabels([_("Class"), *result.models])
+        rows = result.rows()
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                table.setItem(r, c, qt.QTableWidgetItem(text))
+        self.ui.trainingStatusLabel.setText(_("Compared on {cases}").format(cases=result.case))
 
     # ------------------------------------------------------------------ state
     def _updateButtons(self) -> None:
         state = self.trainingProcess.state
-        running = state in (State.RUNNING, State.STOPPING)
+        running = state in (State.RUNNING, State.STOPPING) or self.comparisonRun is not None
         ready = self.report is not None and self.report.ok and self.ui.baseModelComboBox.count > 0
         self.ui.startButton.enabled = ready and not running
         self.ui.stopButton.enabled = running
@@ -465,9 +459,27 @@ class Widget(qt.QWidget):
                      "compareButton"):
             getattr(self.ui, name).enabled = not running
 
+    def onSceneEndClose(self, *_args) -> None:
+        """The scene was closed: its nodes are gone. Forget the pairs and the plot (a running training
+        goes on: its data are files; the plot is drawn again in the new scene)."""
+        self.pairs = []
+        self._showPairs()
+        self.plot = None
+        if hasattr(self, "plotViewNode"):
+            self.plotWidget.setMRMLPlotViewNode(None)
+            del self.plotViewNode
+        if self.trainingProcess.state in (State.RUNNING, State.STOPPING):
+            self._resetPlot()
+            self.plot.update(self.trainingProcess.history)
+        self._updateButtons()
+
     def cleanup(self) -> None:
         """Module closing: stop polling; a running training keeps its checkpoint when stopped."""
         self.timer.stop()
+        for tag in self.sceneObservers:
+            self.scene.RemoveObserver(tag)
+        if self.comparisonRun is not None:
+            self.comparisonRun.cancel()
         if self.trainingProcess.state == State.RUNNING:
             self.trainingProcess.stop()
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..resources import resource_path
+from ..resource_files import resource_path
 from .errors import RegistryError
 from .naming import check_component, version_key
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..package import read_package_json
-from ..resources import resources_dir
+from ..resource_files import resources_dir
 from .errors import ModelNotFoundError
 from .naming import format_spec, parse_spec
 from .registry import RegistryEntry, find_entry, load_registry

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..resources import resource_path
+from ..resource_files import resource_path
 from .codes import Code, SegmentDescriptor
 from .names import canonical_name
 
