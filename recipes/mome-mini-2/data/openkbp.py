@@ -26,8 +26,10 @@ Geometry (undocumented by OpenKBP; established from the data, see ``conversion.j
 i.e. DICOM's axial layout with slices stored head first. ``voxel_dimensions.csv`` gives the spacing
 as (row, column, slice) in mm; rows and columns are equally spaced in every patient. We write the
 slices in reverse so the NIfTI has the identity LPS direction (x → left, y → posterior, z →
-superior); the origin is synthetic (0, 0, 0), as OpenKBP publishes none. CT values are HU + 1024;
-voxels absent from ``ct.csv`` are air (-1024 HU).
+superior); the origin is synthetic: the centre of the 128³ grid's first voxel is (0, 0, 0), as
+OpenKBP publishes none. Every file is then cropped to the body (HU > -500) and the masks plus 10 mm
+(``crop_xyz`` in ``conversion.json``); cropping keeps each voxel's physical position. CT values are
+HU + 1024; voxels absent from ``ct.csv`` are air (-1024 HU).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ import yaml
 
 GRID = (128, 128, 128)  # (row, column, slice), the shape OpenKBP's own data loader reshapes to
 HU_OFFSET = 1024  # ct.csv value = HU + 1024
+BODY_HU = -500  # fat is about -100 HU, air -1000: the body outline lies in between
+CROP_MARGIN_MM = 10.0
 # OpenKBP structure file → MoME vocabulary key. The PTVs (PTV56/63/70) are treatment targets drawn
 # for one plan, not anatomy, and are not converted.
 STRUCTURES = {
@@ -198,6 +202,18 @@ class Patient:
     id: str
 
 
+def body_box(ct: sitk.Image, masks: list[sitk.Image], spacing_xyz) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) x/y/z indices of the body (HU > BODY_HU) and every mask, plus CROP_MARGIN_MM."""
+    keep = sitk.GetArrayViewFromImage(ct) > BODY_HU
+    for mask in masks:
+        keep = keep | (sitk.GetArrayViewFromImage(mask) > 0)
+    zyx = np.argwhere(keep)
+    margin = np.ceil(CROP_MARGIN_MM / np.asarray(spacing_xyz)).astype(int)
+    start = np.maximum(zyx.min(axis=0)[::-1] - margin, 0)
+    end = np.minimum(zyx.max(axis=0)[::-1] + 1 + margin, ct.GetSize())
+    return start, end
+
+
 def convert_patient(source: Source, patient: Patient, out: Path) -> dict:
     """Write one patient's CT and masks; return its record for ``conversion.json``."""
     ct_bytes = source.read(patient.split, patient.id, "ct.csv")
@@ -206,36 +222,43 @@ def convert_patient(source: Source, patient: Patient, out: Path) -> dict:
     spacing = np.loadtxt(io.BytesIO(source.read(patient.split, patient.id, "voxel_dimensions.csv")))
     ct = _csv_columns(ct_bytes)
     hu = dense(ct[:, 0], ct[:, 1] - HU_OFFSET, -HU_OFFSET, np.int16)
+    indices = {}
+    for name, key in STRUCTURES.items():
+        data = source.read(patient.split, patient.id, f"{name}.csv")
+        found = _csv_columns(data)[:, 0].astype(np.int64) if data is not None else np.zeros(0, np.int64)
+        if found.size:  # an empty or absent file: not contoured for this patient (unknown, not absent)
+            indices[key] = found
+
+    images = {"ct": to_image(hu, spacing), **{k: to_image(dense(i, 1, 0, np.uint8), spacing) for k, i in indices.items()}}
+    # Most of the 128³ grid is air around the head and neck: cropping to the body keeps training
+    # crops on anatomy and a prepared case ~4x smaller. Slicing keeps each voxel's physical place.
+    start, end = body_box(images["ct"], [images[k] for k in indices], images["ct"].GetSpacing())
     folder = out / patient.split / patient.id
     folder.mkdir(parents=True, exist_ok=True)
-    ct_image = to_image(hu, spacing)
-    sitk.WriteImage(ct_image, str(folder / "ct.nii.gz"), useCompression=True)
+    for key, image in images.items():
+        cropped = image[int(start[0]):int(end[0]), int(start[1]):int(end[1]), int(start[2]):int(end[2])]
+        sitk.WriteImage(cropped, str(folder / f"{key}.nii.gz"), useCompression=True)
 
     masks, centroids = {}, {}
     flat_hu = hu.reshape(-1)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    for name, key in STRUCTURES.items():
-        data = source.read(patient.split, patient.id, f"{name}.csv")
-        indices = _csv_columns(data)[:, 0].astype(np.int64) if data is not None else np.zeros(0, np.int64)
-        if indices.size == 0:  # not contoured for this patient: unknown, not absent
-            continue
-        mask = to_image(dense(indices, 1, 0, np.uint8), spacing)
-        sitk.WriteImage(mask, str(folder / f"{key}.nii.gz"), useCompression=True)
-        inside = flat_hu[indices]
+    for key, found in indices.items():
+        inside = flat_hu[found]
         masks[key] = {
-            "voxels": int(indices.size),
-            "ml": round(indices.size * voxel_ml, 2),
+            "voxels": int(found.size),
+            "ml": round(found.size * voxel_ml, 2),
             # Mean HU inside: the mandible far above soft tissue shows that CT and masks line up.
             "mean_hu": round(float(inside.mean()), 1),
             # Share of the mask where ct.csv has no value (the CT was cut there): see quality_flags().
             "outside_ct": round(float((inside == -HU_OFFSET).mean()), 3),
         }
-        centroids[key] = centroid_lps(mask)
+        centroids[key] = centroid_lps(images[key])
     return {
         "split": patient.split,
         "id": patient.id,
         "spacing_mm": [float(s) for s in spacing],
         "ct_voxels_in_csv": int(len(ct)),
+        "crop_xyz": [[int(a), int(b)] for a, b in zip(start, end)],
         "masks": masks,
         "centroids_lps_mm": {k: [round(float(v), 1) for v in c] for k, c in centroids.items()},
         "anatomy_margin_mm": anatomy_checks(centroids),
@@ -389,7 +412,7 @@ def summarise(records: list[dict], source: str) -> dict:
     return {
         "source": source,
         "citation": "Babier et al., OpenKBP, Medical Physics 48:5549-5561, 2021",
-        "geometry": "LPS, identity direction, synthetic origin 0; x = OpenKBP column, y = row, z = reversed slice",
+        "geometry": "LPS, identity direction, synthetic origin (0 at the 128^3 grid's first voxel), cropped to the body; x = OpenKBP column, y = row, z = reversed slice",
         "held_out_val": val_ids,
         "counts": counts,
         "skipped": [f"{r['split']}/{r['id']}: {r['skipped']}" for r in records if "skipped" in r],
