@@ -607,8 +607,8 @@ def header(csv_sha256: str, labels_path: Path) -> dict[str, Any]:
                 "where": "written by the MoME developers in tools/build_vocabulary.py",
             },
             {
-                "what": "SNOMED CT codes of the head-and-neck organs at risk (parotid glands, brainstem, mandible, larynx)",
-                "where": "DICOM PS3.16 context groups CID 4031, 4028, 7140, 7153 (named per code in tools/build_vocabulary.py)",
+                "what": "SNOMED CT codes of the head-and-neck organs at risk (parotids, brainstem, mandible, larynx)",
+                "where": "DICOM PS3.16 context groups CID 4031, 4028, 7140, 7153 (per code: tools/build_vocabulary.py)",
                 "use": "codes only; names, synonyms and colours written by the MoME developers",
             },
         ],

@@ -12,8 +12,8 @@ cat-file``) or any folder that holds ``provided-data/``. Patients whose CT is mi
 and listed. ``--out`` receives ``{train,validation,test}/pt_N/ct.nii.gz`` (int16 HU) and
 ``<class>.nii.gz`` (uint8 0/1, one per organ at risk the patient has), ``conversion.json`` (per
 patient: structures, voxel counts, centroids, anatomical checks) and ``openkbp.yaml`` (a manifest of
-every converted patient). The recipe's manifests (``manifest.yaml``, ``eval-openkbp-test.yaml``) are
-rewritten next to this folder's parent, with paths relative to the recipe.
+every converted patient). The recipe's manifests (``manifest.yaml``, ``eval-openkbp-test.yaml`` in
+``recipes/mome-mini-2/``) are rewritten with paths relative to the recipe folder.
 
 Geometry (undocumented by OpenKBP; established from the data, see ``conversion.json`` and
 ``Testing/test_openkbp.py``): the CSV index is a C-order ravel of a ``(128, 128, 128)`` array
@@ -65,7 +65,7 @@ STRUCTURES = {
 }
 SPLITS = {"train": "train-pats", "validation": "validation-pats", "test": "test-pats"}
 # Validation patients held out as the training run's ``val`` split (the rest of the official
-# validation set trains, as the OpenKBP authors allow). How many, and how chosen: see held_out_val().
+# validation set trains). How many, and how they are chosen: see held_out_val().
 N_HELD_OUT_VAL = 6
 # Share of training samples drawn from OpenKBP (per-dataset weights: see manifest-abdomen.yaml).
 TRAINING_WEIGHT = 0.4
@@ -87,7 +87,10 @@ class Source:
         self.git = not (self.path / "provided-data").is_dir()
         self._blobs: dict[str, str] = {}
         if self.git:  # path → blob id, listed once; reading a blob is then one git call
-            out = self._run("ls-tree", "-r", "HEAD", "provided-data").decode()
+            try:
+                out = self._run("ls-tree", "-r", "HEAD", "provided-data").decode()
+            except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+                raise FileNotFoundError(f"{self.path} is neither a provided-data/ parent nor a git repository") from exc
             for line in out.splitlines():
                 meta, name = line.split("\t", 1)
                 self._blobs[name] = meta.split()[2]
@@ -229,7 +232,8 @@ def convert_patient(source: Source, patient: Patient, out: Path) -> dict:
         if found.size:  # an empty or absent file: not contoured for this patient (unknown, not absent)
             indices[key] = found
 
-    images = {"ct": to_image(hu, spacing), **{k: to_image(dense(i, 1, 0, np.uint8), spacing) for k, i in indices.items()}}
+    images = {"ct": to_image(hu, spacing)}
+    images.update({key: to_image(dense(found, 1, 0, np.uint8), spacing) for key, found in indices.items()})
     # Most of the 128³ grid is air around the head and neck: cropping to the body keeps training
     # crops on anatomy and a prepared case ~4x smaller. Slicing keeps each voxel's physical place.
     start, end = body_box(images["ct"], [images[k] for k in indices], images["ct"].GetSpacing())
@@ -374,9 +378,9 @@ def write_manifests(records: list[dict], out: Path, recipe: Path | None = RECIPE
     abdomen = yaml.safe_load((recipe / "manifest-abdomen.yaml").read_text())
     openkbp = {"name": "openkbp", "weight": TRAINING_WEIGHT, **openkbp_dataset(records, out, recipe, {"train", "val"})}
     train = {"name": "mome-mini-2-data", "datasets": [*abdomen["datasets"], openkbp]}
-    header = (GENERATED + "# Training data of mome-mini-2: manifest-abdomen.yaml (abdominal CT, CTA crop, lung tumour;\n"
-              "# never ircad_1.1) + OpenKBP train and validation patients (six validation patients are the\n"
-              "# run's val split). OpenKBP test patients are in eval-openkbp-test.yaml, for reporting only.\n"
+    header = (GENERATED + "# Training data of mome-mini-2: manifest-abdomen.yaml (abdominal CT, CTA crop, lung\n"
+              "# tumour; never ircad_1.1) + OpenKBP train and validation patients (six validation patients are\n"
+              "# the run's val split). OpenKBP test patients are in eval-openkbp-test.yaml, for reporting only.\n"
               + _excluded_comment(records, {"train", "val"}))
     (recipe / "manifest.yaml").write_text(header + dump(train))
 
@@ -412,7 +416,8 @@ def summarise(records: list[dict], source: str) -> dict:
     return {
         "source": source,
         "citation": "Babier et al., OpenKBP, Medical Physics 48:5549-5561, 2021",
-        "geometry": "LPS, identity direction, synthetic origin (0 at the 128^3 grid's first voxel), cropped to the body; x = OpenKBP column, y = row, z = reversed slice",
+        "geometry": ("LPS, identity direction, synthetic origin (0 at the 128^3 grid's first voxel), cropped to "
+                     "the body; x = OpenKBP column, y = row, z = reversed slice"),
         "held_out_val": val_ids,
         "counts": counts,
         "skipped": [f"{r['split']}/{r['id']}: {r['skipped']}" for r in records if "skipped" in r],
