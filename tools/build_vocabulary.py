@@ -245,8 +245,9 @@ UM_ONLY: dict[str, dict[str, Any]] = {
 }
 
 # Classes outside both the Universal Model template and TotalSegmentator "total": head-and-neck
-# organs at risk (OpenKBP). Codes from DICOM PS3.16 context groups, checked against the CID tables
-# (https://dicom.nema.org/medical/dicom/current/output/chtml/part16/): sure for all five.
+# organs at risk (OpenKBP). Codes from DICOM PS3.16 context groups (looked up in the CID tables as
+# the FHIR value sets of github.com/bvdh/dicom-terminology-in-fhir render them, DICOM 2022 edition;
+# originals at https://dicom.nema.org/medical/dicom/current/output/chtml/part16/): sure for all five.
 PAROTID = sct("45289007", "Parotid gland")  # CID 4031 Common Anatomic Regions
 OTHER_CLASSES: dict[str, dict[str, Any]] = {
     "parotid_gland_left": {
@@ -272,7 +273,7 @@ OTHER_CLASSES: dict[str, dict[str, Any]] = {
         "kind": "organ",
         "category": ANATOMICAL_STRUCTURE,
         # "Brain stem" 119238007: CID 7140 (Brain Structure for Volumetric Measurement) and CID 7153
-        # (CNS Segmentation Type). (SNOMED's newer "Brainstem structure" 15926001 is not in DICOM.)
+        # (CNS Segmentation Type); no DICOM context group lists another brainstem code.
         "type": sct("119238007", "Brain stem"),
         "color": [200, 150, 220],
     },
