@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from .atomic import full_suffix
 from .errors import ImageReadError, first_error_line
+from .plausibility import check_file_complete
 
 if TYPE_CHECKING:
     from . import dicom_series
@@ -39,7 +40,8 @@ class LoadedImage:
 def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
     """Read a CT from a volume file, a DICOM series folder or one file of a DICOM series.
 
-    Raises :class:`ImageReadError` for inputs MoME cannot segment; soft problems (several series in
+    Raises :class:`ImageReadError` for inputs MoME cannot segment (a truncated file:
+    :class:`~mome.io.plausibility.ImplausibleInputError`); soft problems (several series in
     a folder, values that do not look like Hounsfield units) become ``warnings``.
     """
     source = Path(path).expanduser()
@@ -54,6 +56,8 @@ def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
     elif full_suffix(source).lower() not in _VOLUME_SUFFIXES and _dicom().looks_like_dicom(source):
         loaded = _load_series(source, _dicom().series_of_file(source), [])
     else:
+        # SimpleITK reads a cut-off NIfTI as if the rest were zeros: check the file first.
+        check_file_complete(source).raise_if_failed()
         loaded = LoadedImage(image=_read_file(source), source=source)
     loaded.image = _as_scalar_3d(loaded.image, source, loaded.warnings)
     hu_warning = intensity_warning(loaded.image)
