@@ -13,7 +13,7 @@ Measure a model on the labelled cases of one split of a dataset manifest: per cl
 surface Dice (NSD) and the 95th-percentile Hausdorff distance, on the model's grid, as JSON. Every
 problem of the manifest (missing files, unknown classes, mismatched grids) is reported at once before
 anything runs. Figures count as held-out evidence only on patients the model never saw; record them
-in a package with `mome models add-evidence`."""
+in a package with 'mome models add-evidence'."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,8 +9,8 @@ from .train import _train
 
 DESCRIPTION = """\
 Adapt an installed model to your own labelled CTs (a dataset manifest). The result is a new version
-of the model (never written over the base), installed in the model store so that `mome models list`
-shows it; make it the default with `mome models activate NAME@VERSION`. Every problem of the
+of the model (never written over the base), installed in the model store so that 'mome models list'
+shows it; make it the default with 'mome models activate NAME@VERSION'. Every problem of the
 manifest is reported at once before anything trains."""
 
 

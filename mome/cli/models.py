@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._common import add_progress_argument
+from ._common import add_progress_argument, description
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list, download, import, verify, activate or remove models",
-                              description=__doc__.split("\n\n")[0],
+                              description=description(__doc__),
                               epilog="examples: mome models list; mome models import my-model.zip --activate")
     sub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
@@ -70,12 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.set_defaults(func=_reporting(_evidence))
 
-    a = sub.add_parser("add-evidence", help="record a `mome evaluate` result in a package folder you prepare",
-                       description="Add the per-class Dice of a `mome evaluate` JSON to a model package folder "
+    a = sub.add_parser("add-evidence", help="record a 'mome evaluate' result in a package folder you prepare",
+                       description="Add the per-class Dice of a 'mome evaluate' JSON to a model package folder "
                                    "(its model.json and checksums are rewritten). Installed models never change: "
-                                   "add evidence before `mome models import`.")
+                                   "add evidence before 'mome models import'.")
     a.add_argument("package", type=Path, metavar="PACKAGE_FOLDER")
-    a.add_argument("evaluation", type=Path, metavar="EVALUATION.json", help="written by `mome evaluate --out`")
+    a.add_argument("evaluation", type=Path, metavar="EVALUATION.json", help="written by 'mome evaluate --out'")
     a.add_argument("--kind", required=True, choices=("held_out", "same_patient", "training"),
                    help="held_out: patients the model never saw; same_patient: an unseen part of a training "
                         "patient; training: data it was trained on")

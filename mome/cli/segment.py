@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..progress import JsonLinesProgress, Progress
-from ._common import add_progress_argument, run_reporting_errors
+from ._common import add_progress_argument, description, run_reporting_errors
 
 log = logging.getLogger("mome.segment")
 
@@ -45,12 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "segment",
         help="segment named structures in a CT",
-        description=__doc__.split("\n\n")[0],
+        description=description(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='example: mome segment ct.nii.gz --prompts "liver, spleen, left kidney" --output out.seg.nrrd',
+        epilog='example: mome segment ct.nii.gz --prompts "liver, stomach, aorta" --output out.seg.nrrd '
+               '(what the model segments, and how reliably: mome classes)',
     )
     p.add_argument("input", help="CT volume (NIfTI, NRRD, MHA) or DICOM series folder/file")
-    p.add_argument("--prompts", required=True, help='structures to segment, e.g. "liver, spleen; left kidney"')
+    p.add_argument("--prompts", required=True, help='structures to segment, separated by commas or semicolons, e.g. "liver, stomach; aorta"')
     p.add_argument("--output", "-o", required=True, type=Path,
                    help="segmentation file: .seg.nrrd (Slicer) or .nrrd/.nii/.nii.gz/.mha (label map)")
     p.add_argument("--labelmap", type=Path, help="also write a label map (.nrrd/.nii/.nii.gz/.mha)")

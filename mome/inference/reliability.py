@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..package.evidence import STATUS_LABELS, class_statuses
 from .errors import ClassNotSupportedError
@@ -118,11 +118,12 @@ def _names(items: Sequence[Reliability]) -> str:
     return ", ".join(repr(r.name) for r in items)
 
 
-@dataclass(frozen=True)
-class _Named:
+class Structure(NamedTuple):
+    """Key and name: all :func:`assess` needs of a class (vocabulary, package or free text)."""
+
     key: str
     name: str
 
 
-def _package_classes(meta: Mapping[str, Any]) -> list[_Named]:
-    return [_Named(c["key"], c.get("name", c["key"])) for c in meta.get("classes", [])]
+def _package_classes(meta: Mapping[str, Any]) -> list[Structure]:
+    return [Structure(c["key"], c.get("name", c["key"])) for c in meta.get("classes", [])]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from .files import MODEL_JSON, PackageFormatError
 
 #: Kinds of study, most trustworthy first, with how a sentence names the data.
 KINDS = {
-    "held_out": "patient(s) never seen in training",
+    "held_out": "patients never seen in training",
     "same_patient": "an unseen part of a training patient",
     "training": "its own training data",
 }
@@ -110,12 +111,11 @@ class Measurement:
     study: Study
 
     def describe(self) -> str:
-        """"Dice 0.66 on 1 patient(s) never seen in training (ircad_1.1…)"."""
-        where = KINDS[self.study.kind]
+        """E.g. "Dice 0.66 on 1 patient never seen in training (ircad_1.1)"."""
         if self.study.kind == "held_out":
-            where = f"{self.n} {where}"
-        elif self.n > 1:
-            where = f"{where}, {self.n} cases"
+            where = f"{self.n} patient{'s' if self.n > 1 else ''} never seen in training"
+        else:
+            where = KINDS[self.study.kind] + (f", {self.n} cases" if self.n > 1 else "")
         return f"Dice {self.value:.2f} on {where} ({self.study.data})"
 
 
@@ -156,7 +156,8 @@ def class_status(key: str, studies: Iterable[Study], version: str) -> ClassStatu
         if not of_kind:
             continue
         n = sum(m.n for m in of_kind)
-        value = sum(m.value * m.n for m in of_kind) / n
+        # Compared as shown (two decimals), so a "0.10" is never called below 0.10.
+        value = round(sum(m.value * m.n for m in of_kind) / n, 2)
         basis = "; ".join(m.describe() for m in of_kind)
         if value < NOT_LEARNED_BELOW:
             status = "not_learned"
@@ -192,8 +193,8 @@ def summary_markdown(meta: Mapping[str, Any]) -> str:
     """The README's "what this model segments" list, generated from the package's evidence."""
     statuses = class_statuses(meta)
     names = {c["key"]: c.get("name", c["key"]) for c in meta.get("classes", [])}
-    lines = [f"What {meta.get('name')} {meta.get('version')} can be trusted with, from the Dice figures in its "
-             "package (`mome classes` shows the same per structure):", ""]
+    lines = [textwrap.fill(f"What {meta.get('name')} {meta.get('version')} can be trusted with, from the Dice "
+                           "figures in its package (`mome classes` shows the same per structure):", width=100), ""]
     for status, heading in SUMMARY_HEADINGS.items():
         items = []
         for key, found in statuses.items():
@@ -202,9 +203,10 @@ def summary_markdown(meta: Mapping[str, Any]) -> str:
             if found.value is None:
                 items.append(f"{names[key]} (no figure)")
             else:
-                n = f", n = {found.n}" if found.kind == "held_out" else ""
+                n = f", n={found.n}" if found.kind == "held_out" else ""
                 items.append(f"{names[key]} ({found.value:.2f} {_SHORT_KIND[found.kind or 'training']}{n})")
-        lines.append(f"- **{heading}:** {', '.join(items) if items else 'none'}.")
+        lines.append(textwrap.fill(f"- **{heading}:** {', '.join(items) if items else 'none'}.", width=100,
+                                   subsequent_indent="  ", break_on_hyphens=False))
     return "\n".join(lines)
 
 
