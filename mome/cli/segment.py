@@ -296,13 +296,14 @@ def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any, a
     tags = [{RELIABILITY_TAG: r.label, EVIDENCE_TAG: r.reason} for r in reliability]
     annotations = [{"name": r.name, "status": r.label, "evidence": r.reason} for r in reliability]
     notes = overlap_lines(segments, labelmap_overlaps(masks)) if "labelmap" in outputs else []
+    labelmap_name = outputs["labelmap"].name if "labelmap" in outputs else ""
     writers: dict[str, Callable[[Path], Any]] = {
         "segmentation": lambda path: write_seg_nrrd(
             path, masks, image, segments, algorithm, _terminology_entries(result.classes), tags
         ),
         "labelmap": lambda path: write_labelmap(path, masks, image),
-        "legend_slicer": lambda path: write_slicer_color_table(path, segments, notes),
-        "legend_itksnap": lambda path: write_itksnap_labels(path, segments, notes),
+        "legend_slicer": lambda path: write_slicer_color_table(path, segments, notes, labelmap_name),
+        "legend_itksnap": lambda path: write_itksnap_labels(path, segments, notes, labelmap_name),
         "stats": lambda path: write_statistics(path, structure_statistics(masks, image, segments, annotations)),
         "preview": lambda path: render_preview(path, image, masks, segments),
     }

@@ -68,9 +68,11 @@ def overlap_lines(segments: Sequence[SegmentDescriptor], overlaps: Sequence[Over
 
 
 def write_slicer_color_table(path: str | os.PathLike[str], segments: Sequence[SegmentDescriptor],
-                             notes: Sequence[str] = ()) -> Path:
-    """A Slicer ``.ctbl`` colour table: value 0 background, value i+1 ``segments[i]``."""
-    lines = [f"# Color table file {Path(path).name}", f"# {len(segments) + 1} values"]
+                             notes: Sequence[str] = (), labelmap_name: str = "") -> Path:
+    """A Slicer ``.ctbl`` colour table: value 0 background, value i+1 ``segments[i]``. ``notes``
+    become comment lines; ``labelmap_name`` names the label map it describes."""
+    of = f" for {labelmap_name}" if labelmap_name else ""
+    lines = [f"# Color table file{of} (written by MoME)", f"# {len(segments) + 1} values"]
     lines += [f"# {note}" for note in notes]
     lines.append("0 Background 0 0 0 0")
     for index, segment in enumerate(segments):
@@ -82,13 +84,14 @@ def write_slicer_color_table(path: str | os.PathLike[str], segments: Sequence[Se
 
 
 def write_itksnap_labels(path: str | os.PathLike[str], segments: Sequence[SegmentDescriptor],
-                         notes: Sequence[str] = ()) -> Path:
+                         notes: Sequence[str] = (), labelmap_name: str = "") -> Path:
     """An ITK-SNAP label description file for the same values."""
+    of = f" of {labelmap_name}" if labelmap_name else ""
     lines = ["################################################",
              "# ITK-SnAP Label Description File",
              "# File format: ",
              "# IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL",
-             "# Written by MoME; value i is the i-th structure of the request.",
+             f"# Written by MoME: the structures{of}, value i for the i-th prompt.",
              *[f"# {note}" for note in notes],
              "################################################",
              '    0     0    0    0        0  0  0    "Clear Label"']

@@ -205,13 +205,13 @@ def _sample(array: np.ndarray) -> np.ndarray:
 def _range_hint(low: float, high: float) -> str:
     if high - low <= 2:
         return f"its values span {low:g}..{high:g}, so it was normalised (e.g. to 0..1)"
-    if low >= 0:
-        return (f"its values span {low:g}..{high:g} with nothing negative (an MRI, or raw stored values without "
-                "the rescale intercept?)")
-    return f"its values span {low:g}..{high:g}"
+    # Nothing near -1000: another modality, or CT values stored as HU + 1024 (DICOM pixel data
+    # read without its RescaleIntercept of -1024); the values alone cannot tell them apart.
+    return (f"its values span {low:g}..{high:g}: an MRI or another modality, or CT values stored without "
+            "the rescale intercept (HU + 1024)?")
 
 
 def _implausible(code: str, reason: str, measured: dict[str, float]) -> InputCheck:
-    message = (f"{reason}. MoME segments CT in Hounsfield units: give it the original CT (DICOM, or NIfTI/NRRD "
+    message = (f"{reason}{'' if reason.endswith('?') else '.'} MoME segments CT in Hounsfield units: give it the original CT (DICOM, or NIfTI/NRRD "
                f"in HU); if this really is CT in HU, pass {OVERRIDE_FLAG}")
     return InputCheck(ok=False, code=code, message=message, overridable=True, measurements=measured)
