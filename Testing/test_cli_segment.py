@@ -63,7 +63,8 @@ def test_segment_writes_every_output_on_the_input_grid(shared_data: Path, eviden
     assert done["event"] == "done" and [c["key"] for c in done["classes"]] == ["liver", "kidney_left"]
     # What the Slicer panel reads: each structure's status and the figure behind it.
     liver, kidney = done["classes"]
-    assert (liver["status"], liver["status_label"], liver["display_name"]) == ("weak", "weak", "liver (weak)")
+    # Weak keeps its plain name (Slicer matches names on update); not learned (opted in) is marked.
+    assert (liver["status"], liver["status_label"], liver["display_name"]) == ("weak", "weak", "liver")
     assert "Dice 0.50 on its own training data (scan A)" == liver["evidence"]
     assert (kidney["status"], kidney["display_name"]) == ("not_learned", "left kidney (not learned)")
     assert done["input_check"]["ok"] and done["input_check"]["code"] == "ok"
@@ -73,7 +74,8 @@ def test_segment_writes_every_output_on_the_input_grid(shared_data: Path, eviden
     assert labels.GetSize() == image.GetSize()
     assert np.allclose(labels.GetSpacing(), image.GetSpacing()) and np.allclose(labels.GetOrigin(), image.GetOrigin())
     segments, arrays, _ = read_seg_nrrd(out / "ct.seg.nrrd")
-    assert [s["name"] for s in segments] == ["liver (weak)", "left kidney (not learned)"]
+    assert [s["name"] for s in segments] == ["liver", "left kidney (not learned)"]
+    assert segments[0]["tags"]["MoME.Reliability"] == "weak"
     assert segments[1]["tags"]["MoME.Reliability"] == "not learned"
     assert "patient B" in segments[1]["tags"]["MoME.Evidence"]
     assert arrays[0].shape == sitk.GetArrayViewFromImage(image).shape

@@ -117,3 +117,29 @@ def test_models_add_evidence_cli_and_its_refusal_of_installed_models(tmp_path, m
     assert main(["models", "add-evidence", str(installed.path), str(evaluation), "--kind", "training",
                  "--data", "x"]) == 2
     assert "installed models never change" in capsys.readouterr().err
+
+
+def test_reliability_of_requested_structures_and_what_is_refused():
+    from mome.inference.reliability import Structure, UnreliableStructureError, assess, refuse_unreliable
+
+    meta = {"name": "m", "version": "1.0.0", "text": {"allows_free_text": True},
+            "classes": [{"key": "liver", "name": "liver"}, {"key": "spleen", "name": "spleen"},
+                        {"key": "aorta", "name": "aorta"}],
+            "evidence": [study("held_out", {"liver": 0.5, "spleen": 0.0}).to_dict()]}
+    wanted = [Structure("liver", "liver"), Structure("spleen", "spleen"), Structure("aorta", "aorta"),
+              Structure("liver_tumor", "liver tumor")]
+    found = {r.key: r for r in assess(wanted, meta)}
+    assert {k: r.status for k, r in found.items()} == {
+        "liver": "weak", "spleen": "not_learned", "aorta": "not_validated", "liver_tumor": "zero_shot"}
+    assert [found[k].display_name for k in found] == ["liver", "spleen (not learned)", "aorta",
+                                                      "liver tumor (zero-shot)"]
+    with pytest.raises(UnreliableStructureError) as refused:
+        refuse_unreliable(list(found.values()), meta)
+    assert [r.key for r in refused.value.refused] == ["spleen", "liver_tumor"]
+    assert "This model segments: liver, aorta" in str(refused.value)
+    fields = refused.value.event_fields()["refused"]
+    assert [f["opt_in_flag"] for f in fields] == ["--allow-not-learned", "--allow-zero-shot"]
+    refuse_unreliable(list(found.values()), meta, allow_zero_shot=True, allow_not_learned=True)  # opted in
+    closed = {**meta, "text": {"allows_free_text": False}}
+    with pytest.raises(UnreliableStructureError, match="does not allow untrained structures"):
+        refuse_unreliable([found["liver_tumor"]], closed, allow_zero_shot=True)

@@ -19,7 +19,7 @@ WIDTH = 100
 LEGEND = """\
 Status of each structure with model {model} (figures: `mome models evidence`):
   validated      Dice >= 0.70 on patients never seen in training
-  weak           Dice 0.10-0.70; segmented, and marked "(weak)" in the outputs
+  weak           Dice 0.10-0.70; segmented, marked weak in the outputs
   not validated  no figure on a new patient (e.g. only on its training scans); segmented
   not learned    Dice < 0.10; refused unless --allow-not-learned
   zero-shot      never trained on; refused unless --allow-zero-shot (a guess from the name)"""

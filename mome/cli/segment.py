@@ -291,7 +291,7 @@ def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any, a
     from ..io.statistics import structure_statistics, write_statistics
 
     image, masks = loaded.image, result.masks
-    # Weak, not learned and zero-shot structures say so in their name wherever a name is shown.
+    # Not-learned and zero-shot structures (opted in) say so in their name wherever a name is shown.
     segments = [replace(d, name=r.display_name) for d, r in zip(result.descriptors, reliability)]
     tags = [{RELIABILITY_TAG: r.label, EVIDENCE_TAG: r.reason} for r in reliability]
     annotations = [{"name": r.name, "status": r.label, "evidence": r.reason} for r in reliability]

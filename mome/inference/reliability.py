@@ -11,10 +11,13 @@ Policy, as a cautious clinical tool: a guess must never look like a result. So
   their figures say the model does not find them, so what comes back is noise in the shape of an
   organ (the issue's 1,058-voxel "gallbladder" at Dice 0.00), and a mark that is easy to overlook
   is not enough;
-* ``weak`` and ``not_validated`` structures are segmented, with their status in every output.
+* ``weak`` and ``not_validated`` structures are segmented, with their status in the .seg.nrrd
+  segment tags, the statistics, the JSON ``done`` event and the console summary.
 
-Structures segmented although weak, not learned or zero-shot carry their status in their name
-("gallbladder (not learned)") in the .seg.nrrd, DICOM-SEG, preview legend and label-map legend.
+Structures segmented only because the user opted in (not learned, zero-shot) also carry their
+status in their name ("gallbladder (not learned)") in the .seg.nrrd, DICOM-SEG, preview legend and
+label-map legends, so that anyone who opens the file later sees it. Weak ones keep their plain
+name: it is what Slicer matches when a segmentation is updated, and it names the terminology.
 
 Nothing here imports torch: the CLI refuses before reading the CT, and the Slicer panel can call
 :func:`assess` on ``read_package_json(...)`` as the user types.
@@ -30,8 +33,8 @@ from ..package.evidence import STATUS_LABELS, class_statuses
 from .errors import ClassNotSupportedError
 
 ZERO_SHOT = "zero_shot"
-#: Statuses shown in the segment's name, not only in its tags and the statistics.
-MARKED_STATUSES = ("weak", "not_learned", ZERO_SHOT)
+#: Statuses shown in the segment's name, not only in its tags and the statistics: the opted-in ones.
+MARKED_STATUSES = ("not_learned", ZERO_SHOT)
 #: The opt-in flag of ``mome segment`` for each refused status.
 OPT_IN_FLAGS = {ZERO_SHOT: "--allow-zero-shot", "not_learned": "--allow-not-learned"}
 
@@ -51,7 +54,7 @@ class Reliability:
 
     @property
     def display_name(self) -> str:
-        """The name outputs show: marked when the structure is weak, not learned or zero-shot."""
+        """The name outputs show: marked when the structure is not learned or zero-shot."""
         return f"{self.name} ({self.label})" if self.status in MARKED_STATUSES else self.name
 
     def to_dict(self) -> dict[str, str]:

@@ -182,7 +182,7 @@ def class_statuses(meta: Mapping[str, Any]) -> dict[str, ClassStatus]:
 #: The README's words for each status, in the order it lists them.
 SUMMARY_HEADINGS = {
     "validated": f"Validated (Dice ≥ {GOOD_FROM:.2f} on patients never seen in training)",
-    "weak": f"Weak (Dice {NOT_LEARNED_BELOW:.2f}–{GOOD_FROM:.2f}; segmented and marked \"(weak)\")",
+    "weak": f"Weak (Dice {NOT_LEARNED_BELOW:.2f}–{GOOD_FROM:.2f}; segmented, marked weak in the outputs)",
     "not_validated": "Not validated (no figure on a new patient; segmented)",
     "not_learned": f"Not learned (Dice < {NOT_LEARNED_BELOW:.2f}; refused unless `--allow-not-learned`)",
 }
