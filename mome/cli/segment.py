@@ -106,7 +106,6 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
     from ..hub import resolve_model
     from ..inference.reliability import assess, refuse_unreliable
-    from ..io.plausibility import check_ct_values
     from ..io.reading import read_ct
     from ..package import read_package_json
 
@@ -123,7 +122,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
             f"--dicom-seg needs a DICOM series as input (a folder of .dcm files), but {args.input} is a "
             "volume file without DICOM headers to reference; write .seg.nrrd or a label map instead"
         )
-    input_check = check_ct_values(loaded.image, Path(args.input).name)
+    input_check = loaded.input_check
     if not input_check.ok:
         if not args.skip_input_check:
             input_check.raise_if_failed()
