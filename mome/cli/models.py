@@ -293,7 +293,7 @@ def _evidence(args: argparse.Namespace, store: Any) -> int:
         return 0
     names = {c["key"]: c.get("name", c["key"]) for c in meta.get("classes", [])}
     print(f"{meta['name']} {meta['version']}: what its package records about each structure")
-    print(_table([(" ", names[k], s.label, s.reason) for k, s in statuses.items()]))
+    print(_table([(names[k], s.label, s.reason) for k, s in statuses.items()]))
     history = [s for s in read_evidence(meta) if s.model_version != str(meta["version"])]
     for study in history:
         print(f"  (also recorded, for version {study.model_version}: {study.kind} on {study.data})")

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                '(what the model segments, and how reliably: mome classes)',
     )
     p.add_argument("input", help="CT volume (NIfTI, NRRD, MHA) or DICOM series folder/file")
-    p.add_argument("--prompts", required=True, help='structures to segment, separated by commas or semicolons, e.g. "liver, stomach; aorta"')
+    p.add_argument("--prompts", required=True,
+                   help='structures to segment, separated by commas or semicolons, e.g. "liver, stomach; aorta"')
     p.add_argument("--output", "-o", required=True, type=Path,
                    help="segmentation file: .seg.nrrd (Slicer) or .nrrd/.nii/.nii.gz/.mha (label map)")
     p.add_argument("--labelmap", type=Path, help="also write a label map (.nrrd/.nii/.nii.gz/.mha)")
@@ -268,7 +269,8 @@ def _check_writable(folder: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent  # the folder is created at write time; its nearest ancestor must allow it
     if not existing.is_dir():
-        raise RequestError(f"cannot write into {folder}: {existing} is a file, not a folder; choose another output path")
+        raise RequestError(f"cannot write into {folder}: {existing} is a file, not a folder; "
+                           "choose another output path")
     try:
         with tempfile.TemporaryFile(dir=existing, prefix=".mome-write-test-"):
             pass

@@ -184,8 +184,10 @@ def check_ct_values(image: sitk.Image | np.ndarray, name: str = "the input") -> 
         return _implausible(
             "zero_filled", f"{measured['zero_fraction']:.0%} of the voxels of {name} are exactly 0: it is mostly "
                            "blank (an incomplete file or export?)", measured)
-    if measured["air_fraction"] < MIN_AIR_FRACTION:
-        return _implausible("no_air", f"{name} has no air (values below {AIR_BELOW_HU:g} HU): {_range_hint(low, high)}",
+    air = measured["air_fraction"]
+    if air < MIN_AIR_FRACTION:
+        amount = "no air" if air == 0 else f"almost no air ({air:.1%} of the voxels)"
+        return _implausible("no_air", f"{name} has {amount} below {AIR_BELOW_HU:g} HU: {_range_hint(low, high)}",
                             measured)
     if measured["soft_tissue_fraction"] < MIN_SOFT_TISSUE_FRACTION:
         return _implausible(
@@ -212,6 +214,7 @@ def _range_hint(low: float, high: float) -> str:
 
 
 def _implausible(code: str, reason: str, measured: dict[str, float]) -> InputCheck:
-    message = (f"{reason}{'' if reason.endswith('?') else '.'} MoME segments CT in Hounsfield units: give it the original CT (DICOM, or NIfTI/NRRD "
-               f"in HU); if this really is CT in HU, pass {OVERRIDE_FLAG}")
+    end = "" if reason.endswith("?") else "."
+    message = (f"{reason}{end} MoME segments CT in Hounsfield units: give it the original CT (DICOM, or "
+               f"NIfTI/NRRD in HU); if this really is CT in HU, pass {OVERRIDE_FLAG}")
     return InputCheck(ok=False, code=code, message=message, overridable=True, measurements=measured)

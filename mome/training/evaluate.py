@@ -100,7 +100,8 @@ def _metrics(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, tol: floa
     p = torch.as_tensor(pred[None, None])
     t = torch.as_tensor(truth[None, None])
     nsd = compute_surface_dice(p, t, class_thresholds=[tol], include_background=True, spacing=spacing.tolist())
-    hd = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=spacing.tolist()).item())
+    hd = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95,
+                                          spacing=spacing.tolist()).item())
     if not np.isfinite(hd):
         return {"dice": d, "nsd": float(nsd.item()), "hd95_mm": None, "hd95_note": "no finite surface distance"}
     return {"dice": d, "nsd": float(nsd.item()), "hd95_mm": hd}
