@@ -139,6 +139,7 @@ def test_the_expert_override_passes_the_value_check_but_never_a_damaged_file(bro
         main(["segment", str(broken["rescaled_0_1.mha"]), "--prompts", "liver", "--output",
               str(tmp_path / "x.seg.nrrd"), "--progress", "none", "--skip-input-check"])
     capfd.readouterr()
-    assert main(["segment", str(broken["truncated.nii.gz"]), "--prompts", "liver", "--output",
-                 str(tmp_path / "x.seg.nrrd"), "--progress", "none", "--skip-input-check"]) == 2
-    assert "truncated" in capfd.readouterr().err
+    for damaged, words in (("truncated.nii.gz", "truncated"), ("nan.mha", "NaN")):
+        assert main(["segment", str(broken[damaged]), "--prompts", "liver", "--output",
+                     str(tmp_path / "x.seg.nrrd"), "--progress", "none", "--skip-input-check"]) == 2
+        assert words in capfd.readouterr().err

@@ -69,7 +69,6 @@ def broken_variants(ct: sitk.Image) -> dict[str, tuple[sitk.Image, str]]:
         "MRI-like 0..1000": (_with(ct, 1000 * smooth / smooth.max()), "no_air"),
         "stored values, HU + 1024": (_with(ct, hu + 1024), "no_air"),
         "air and bone only": (_with(ct, np.where(hu < 0, -1000, 1500)), "no_soft_tissue"),
-        "NaN holes": (_with(ct, np.where(rng.random(hu.shape) < 0.01, np.nan, hu)), "not_finite"),
     }
 
 
@@ -83,6 +82,12 @@ def test_every_broken_variant_fails_with_its_reason(ct: sitk.Image) -> None:
             check.raise_if_failed()
         assert raised.value.check is check
         assert raised.value.event_fields()["input_check"]["override_flag"] == "--skip-input-check"
+
+
+def test_nan_is_damage_that_cannot_be_overridden(ct: sitk.Image) -> None:
+    holes = np.where(np.random.default_rng(0).random(ct.GetSize()[::-1]) < 0.01, np.nan, sitk.GetArrayFromImage(ct))
+    check = check_ct_values(_with(ct, holes))
+    assert check.code == "not_finite" and not check.overridable and "--skip-input-check" not in check.message
 
 
 def test_hints_name_the_likely_cause(ct: sitk.Image) -> None:

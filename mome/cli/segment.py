@@ -125,7 +125,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
         )
     input_check = loaded.input_check
     if not input_check.ok:
-        if not args.skip_input_check:
+        if not (args.skip_input_check and input_check.overridable):
             input_check.raise_if_failed()
         warnings.append(f"input check skipped on request (--skip-input-check): {input_check.message.split('. ')[0]}")
 

@@ -9,9 +9,10 @@ machine-readable ``code`` plus one line for people):
   so the gzip stream is decompressed to its end marker and the byte count compared with the header.
   A damaged file is never segmented (``overridable`` is False). NRRD and MetaImage readers already
   fail on short data.
-* :func:`check_ct_values` — the voxel values look like CT in HU: not constant, not mostly exact
-  zeros, some air (≤ −500 HU) and some soft tissue (−100…300 HU). An expert who knows better (a
-  phantom, a crop inside the body) can skip it (``mome segment --skip-input-check``).
+* :func:`check_ct_values` — the voxel values look like CT in HU: all finite (NaN is damage, never
+  overridable), not constant, not mostly exact zeros, some air (≤ −500 HU) and some soft tissue
+  (−100…300 HU). An expert who knows better (a phantom, a crop inside the body) can skip the rest
+  (``mome segment --skip-input-check``).
 
 Calibration (``Testing/test_io_plausibility.py`` runs it on every real CT in ``../shared/data``):
 the lowest air fraction among them is 0.35 (aorta CTA crop), the lowest soft-tissue fraction 0.26
@@ -166,10 +167,10 @@ def check_ct_values(image: sitk.Image | np.ndarray, name: str = "the input") -> 
     if values.size == 0:
         return _implausible("constant", f"{name} has no voxels", {})
     finite = np.isfinite(values)
-    if not finite.all():
-        return _implausible(
-            "not_finite", f"{name} contains NaN or infinite values ({1 - finite.mean():.1%} of voxels); "
-                          "it is damaged or not a CT", {"non_finite_fraction": round(float(1 - finite.mean()), 4)})
+    if not finite.all():  # damage no expert can wave through: every statistic of it would be NaN
+        share = float(1 - finite.mean())
+        return _damaged("not_finite", f"{name} contains NaN or infinite values ({share:.1%} of the voxels): it "
+                                      "is damaged or not a CT; export the CT again", non_finite_fraction=round(share, 4))
     low, high = float(values.min()), float(values.max())
     measured = {
         "min": low, "max": high,
