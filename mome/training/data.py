@@ -150,10 +150,12 @@ def prepare_training_data(manifest: Manifest, classes: list[str], embeddings, te
     )
 
 
-def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None) -> list[str]:
-    """Every problem that would stop or silently spoil training, found before it starts."""
+def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None,
+                      split: str | None = None) -> list[str]:
+    """Every problem that would stop or silently spoil training, found before it starts; with
+    ``split``, the problems of that split's cases only (what an evaluation of it reads)."""
     problems: list[str] = []
-    for case in manifest.cases():
+    for case in manifest.cases(split):
         where = f"{case.dataset}/{case.id}"
         files = [("image", case.image), ("labels", case.labels), ("seg.nrrd", case.seg_nrrd)]
         files += [(f"mask '{k}'", p) for k, p in case.masks.items()]
@@ -193,6 +195,6 @@ def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes:
             if key not in vocabulary:
                 near = ", ".join(c.key for c in vocabulary.closest(key, 3))
                 problems.append(f"{where}: class {key!r} is not in the vocabulary (closest: {near})")
-    if not manifest.cases("train"):
+    if split is None and not manifest.cases("train"):
         problems.append("no case has split 'train'")
     return problems

@@ -40,10 +40,10 @@ SPLITS = ("train", "val", "test")
 class ManifestError(ValueError):
     """Every problem found in a manifest, reported at once."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], what: str = "training data", outcome: str = "nothing was trained"):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"the training data has {len(problems)} problem(s); nothing was trained:\n{lines}")
+        super().__init__(f"the {what} has {len(problems)} problem(s); {outcome}:\n{lines}")
 
 
 @dataclass

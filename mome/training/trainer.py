@@ -166,7 +166,12 @@ class Trainer:
         ddp = DistributedDataParallel(model) if self.dist.enabled else model
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
-        scheduler = WarmupCosineSchedule(optimizer, warmup_steps=opt_cfg.warmup_steps, t_total=opt_cfg.steps)
+        # The warm-up ramps the rate up as (step + 1) / (warmup + 1): monai's default multiplier 0 gives
+        # the first step a rate of 0, a step that changes nothing, which "keep best" then chose on a
+        # short fine-tune (its validation is the base model's own score), so the fine-tuned package
+        # was the base again.
+        scheduler = WarmupCosineSchedule(optimizer, warmup_steps=opt_cfg.warmup_steps, t_total=opt_cfg.steps,
+                                         warmup_multiplier=1.0 / (opt_cfg.warmup_steps + 1))
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(self.device, opt_cfg.amp) == torch.float16)
         loss_fn = MaskedBCEDiceLoss()
         embeddings = self.embeddings.to(self.device)
@@ -267,8 +272,24 @@ class Trainer:
         return sorted(int(i) for i in ordered[:cap])
 
     # ------------------------------------------------------------------ output
+    def _changed_tensors(self) -> tuple[int, int]:
+        """(changed, trained): how many trainable tensors differ from the base model's."""
+        trained = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        base = self.base.state_dict if self.base is not None else {}
+        state = self.model.state_dict()
+        changed = [n for n in trained
+                   if n not in base or not torch.equal(state[n].detach().cpu().float(), base[n].float())]
+        return len(changed), len(trained)
+
     def _write_package(self, kept: dict, history: list) -> Path:
         cfg = self.cfg
+        changed, trained = self._changed_tensors()
+        if self.base is not None and changed == 0:
+            raise ValueError(
+                f"fine-tuning changed none of the {trained} trained weight tensors of {cfg.base_model} "
+                f"(learning rate {cfg.optim.lr}, {cfg.optim.steps} steps, kept '{cfg.keep}' from step "
+                f"{kept.get('step')}); no package was written"
+            )
         classes = []
         for key in self.classes:
             if self.base is not None and key in self.base.class_keys:
@@ -286,6 +307,7 @@ class Trainer:
             "validation_curve": [[h["step"], round(float(np.mean(list(h["val_dice"].values()))), 4)]
                                  for h in history if h.get("val_dice")],
             "final_loss": history[-1]["loss"] if history else None,
+            "changed_tensors": {"changed": changed, "trained": trained},
             "software": {"mome": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "device": str(self.device),
             "world_size": self.dist.world_size,
