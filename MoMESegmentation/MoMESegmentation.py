@@ -29,12 +29,17 @@ class MoMESegmentation(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["MoME developers"]
         self.parent.helpText = _(
-            "Type the structures you want (e.g. <i>liver, spleen, left kidney</i>) and click <b>Segment</b>: "
+            "Type the structures you want (e.g. <i>liver, stomach, aorta</i>) and click <b>Segment</b>: "
             "MoME, a Mixture of Vision-Language Medical Experts, creates one labelled, coloured, terminology-coded "
-            "segment per structure on exactly the CT's grid. Running it again updates the segments of the same name "
-            "and asks before replacing segments you edited. <i>Load sample CT</i> gives a CT to try it on.<br>"
+            "segment per structure on exactly the CT's grid. Under the list, each structure shows how far the "
+            "selected model can be trusted with it (validated, weak, not validated, with the figures). Structures "
+            "the model has not learned, or was never trained on (zero-shot), are refused unless you tick the "
+            "check box that appears for them; they are then named e.g. <i>spleen (not learned)</i>. A volume that "
+            "does not look like a CT in Hounsfield units is stopped with a dialog that says why. Running it again "
+            "updates the segments of the same structure and asks before replacing segments you edited. "
+            "<i>Load sample CT</i> gives a CT to try it on.<br>"
             "Supported: {supported} (Python 3.12). Scripting: "
-            "<code>slicer.util.getModuleLogic('MoMESegmentation').segment(volumeNode, 'liver, spleen')</code>.<br>"
+            "<code>slicer.util.getModuleLogic('MoMESegmentation').segment(volumeNode, 'liver, aorta')</code>.<br>"
             'See <a href="https://github.com/mome-seg/SlicerMoME">the project page</a>.'
         ).format(supported=SUPPORTED)
         self.parent.acknowledgementText = _(

@@ -42,9 +42,9 @@ def test_completion_works_on_the_item_under_the_cursor():
 
 
 def test_presets_add_their_structures_once():
-    text = add_preset("Liver", "abdominal organs")
-    assert text.startswith("Liver, spleen, right kidney") and text.lower().count("liver") == 1
-    assert add_preset(text, "abdominal organs") == text
+    text, left_out = add_preset("Liver", "abdominal organs")  # no model given: everything is added
+    assert text.startswith("Liver, spleen, right kidney") and text.lower().count("liver") == 1 and not left_out
+    assert add_preset(text, "abdominal organs")[0] == text
 
 
 def test_typed_names_are_checked_with_suggestions():
@@ -53,7 +53,7 @@ def test_typed_names_are_checked_with_suggestions():
     assert "liver" in check.unknown["livr"]
     assert "Unknown: 'livr'" in check.summary()
     assert check_targets("liver, spleen").ok
-    free = check_targets("liver, appendix stump", allow_free_text=True)
+    free = check_targets("liver, appendix stump", allow_zero_shot=True)
     assert free.ok and len(free.names) == 2 and free.warnings
     assert not check_targets(" , ").ok
 
