@@ -111,7 +111,8 @@ class MoMESegmentationWidget(ScriptedLoadableModuleWidget):
 
 class MoMESegmentationTest(ScriptedLoadableModuleTest):
     """What a user does, in Slicer: load a CT, segment it with the bundled model through the logic,
-    check names, terminology and geometry, update the segmentation, cancel a run. The same checks
+    check names, terminology and geometry, update the segmentation, cancel a run, be stopped before
+    a guess (a structure the model has not learned, a blank volume). The same checks
     (``MoMESegmentationLib/user_workflow.py``) run under pytest with slicer-core."""
 
     def setUp(self):
@@ -121,6 +122,7 @@ class MoMESegmentationTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_volume_export_keeps_geometry()
         self.test_segment_update_and_cancel()
+        self.test_refusals()
 
     def test_volume_export_keeps_geometry(self):
         from MoMESegmentationLib import user_workflow
@@ -139,3 +141,10 @@ class MoMESegmentationTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Updated the segmentation, keeping a segment drawn by hand")
         user_workflow.check_cancel(logic, volume, fast=True)
         self.delayDisplay("A cancelled run leaves nothing behind")
+
+    def test_refusals(self):
+        from MoMESegmentationLib import user_workflow
+
+        logic = MoMESegmentationLogic()
+        user_workflow.check_refusals(logic, user_workflow.ct_volume(logic))
+        self.delayDisplay("Guesses are refused unless opted in; a blank volume is stopped before a run")
