@@ -435,7 +435,7 @@ def test_model_store_activate_rollback_compare_export(built, trained, tmp_path):
         assert 1 <= n <= len(held) and row[1] == f"{comparison.dice['tiny-base@1.0.0'][key]:.3f} (n={n})"
         assert row[3] == "not validated"
         assert row[4].startswith("not validated") and (comparison.recorded["tiny-base-ft@1.1.0"][key].training_dice
-                                                       is None or " in training" in row[4])
+                                                       is None or " when trained" in row[4])
     assert any(r.training_dice is not None for r in comparison.recorded["tiny-base-ft@1.1.0"].values())
     tips = comparison.tooltips()
     assert "no accuracy figure for version 1.0.0" in tips[0][3]

@@ -15,9 +15,7 @@ script, the keyword argument that overrides them (:meth:`for_script`).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .parameters import (
@@ -76,12 +74,13 @@ class RefusedStructuresError(FriendlyError):
             opt_ins.append(ALLOW_NOT_LEARNED_ARGUMENT if script else f"'{ALLOW_NOT_LEARNED_LABEL}'")
         if "zero_shot" in statuses and self.zero_shot_possible:
             opt_ins.append(ALLOW_ZERO_SHOT_ARGUMENT if script else f"'{ALLOW_ZERO_SHOT_LABEL}'")
-        advice = "Remove " + ("it" if len(self.refused) == 1 else "them") + " from the list or choose a model that segments " \
-            + ("it" if len(self.refused) == 1 else "them")
+        them = "it" if len(self.refused) == 1 else "them"
+        advice = f"Remove {them} from the list or choose a model that segments {them}"
         if opt_ins:
             how = ("pass " if script else "tick ") + " and ".join(opt_ins)
+            example = self.refused[0].get("display_name") or self.refused[0].get("name")
             advice += (f"; or, to see the guess anyway, {how}: MoME then marks it in the segment's name, "
-                       "e.g. 'spleen (not learned)'")
+                       f"e.g. '{example}'")
         lines += ["", advice + "."]
         if self.offer:
             lines += ["", f"{self.model} segments: {', '.join(self.offer)}."]

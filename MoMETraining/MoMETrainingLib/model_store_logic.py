@@ -117,7 +117,7 @@ class Comparison:
             return "-"
         text = found.status
         if found.training_dice is not None:
-            text += f"; {found.training_dice:.3f} in training"
+            text += f"; validation {found.training_dice:.3f} when trained"
         return text
 
 
