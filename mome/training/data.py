@@ -17,7 +17,7 @@ from ..inference.grid import VoxelGrid
 from ..inference.preprocess import model_grid, resample_to_grid
 from ..vocabulary import Vocabulary
 from .manifest import Case, ManifestError, Manifest
-from .prepared import PreparedCase, TrainingData
+from .prepared import PreparedCase
 
 
 def _same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> bool:
@@ -129,32 +129,6 @@ def prepare_case(
     hu = sitk.GetArrayFromImage(image_grid).transpose(2, 1, 0)  # (z, y, x) → (x, y, z)
     image_array = np.ascontiguousarray(intensity_to_unit(hu, hu_window)[None])
     return PreparedCase(case.id, case.dataset, image_array, target, labelled)
-
-
-def prepare_training_data(manifest: Manifest, classes: list[str], embeddings, text_encoder: str, spacing, hu_window,
-                          parents: dict[str, list[str]] | None = None, with_val: bool = True,
-                          on_case=None) -> TrainingData:
-    """Prepare every train (and val) case of ``manifest`` for a run over ``classes``."""
-    def prepared(split: str) -> list[PreparedCase]:
-        out = []
-        for case in manifest.cases(split):
-            if on_case is not None:
-                on_case(case)
-            out.append(prepare_case(case, classes, spacing, hu_window, parents=parents))
-        return out
-
-    return TrainingData(
-        classes=list(classes), embeddings=embeddings, text_encoder=text_encoder,
-        spacing=tuple(float(s) for s in spacing), hu_window=tuple(float(h) for h in hu_window),
-        train=prepared("train"), val=prepared("val") if with_val else [],
-        provenance={
-            "manifest": str(manifest.source) if manifest.source else None,
-            "sha256": manifest.fingerprint(),
-            "train_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("train")],
-            "val_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("val")],
-            "class_case_counts": manifest.class_case_counts("train"),
-        },
-    )
 
 
 def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None) -> list[str]:
