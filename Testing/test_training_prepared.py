@@ -17,7 +17,7 @@ from mome.training.config import DataSection, OptimSection, TrainConfig
 from mome.training.data import prepare_case
 from mome.training.prepared import PreparedData
 from mome.training.trainer import Trainer
-from training_fixtures import phantom_manifest
+from training_fixtures import phantom_manifest, write_phantom_case
 
 REPO = Path(__file__).resolve().parents[1]
 PATCH = (64, 64, 64)  # Swin UNETR needs multiples of 32
@@ -146,3 +146,19 @@ def test_config_paths_are_relative_to_the_config_file_and_model_names_stay_names
     assert a.base_model == str((tmp_path / "runs" / "base-1.0.0").resolve())
     assert a.data.manifest == str((folder / "m.yaml").resolve()) and a.data.prepared == str((folder / "prep").resolve())
     assert TrainConfig.load(folder / "b.yaml").base_model == "mome-mini@1.0.0"
+
+
+def test_a_run_from_a_manifest_reuses_its_preparation_until_the_data_changes(tmp_path):
+    manifest = phantom_manifest(tmp_path / "data", n_train=1, n_val=0)
+    cfg = config(tmp_path, manifest=str(manifest))
+
+    def index_after_preparing():
+        data = Trainer(cfg, text_encoder=FixedText()).prepare_data()
+        return data.key, (data.folder / "prepared.json").stat().st_mtime_ns
+
+    key, stamp = index_after_preparing()
+    assert index_after_preparing() == (key, stamp)  # reused, not written again
+    # Relabel the case in place (same file name): the preparation is stale and is made again.
+    write_phantom_case(tmp_path / "data", "case0", seed=5)
+    new_key, new_stamp = index_after_preparing()
+    assert new_key != key and new_stamp != stamp

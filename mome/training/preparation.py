@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 def preparation_key(manifest: Manifest, classes: list[str], spacing, hu_window, parents: dict | None,
                     text_encoder: str) -> str:
     """What a prepared folder was made from: the cases, their files (size and modification time),
-    the classes and the preprocessing. A different key means the folder is stale."""
+    the classes and the preprocessing. A different key means the folder is stale. (Dataset weights
+    are not part of it: a run from a manifest takes them from the manifest.)"""
     digest = hashlib.sha256(json.dumps({
         "format": PREPARED_VERSION, "classes": list(classes), "spacing": [float(s) for s in spacing],
         "hu_window": [float(h) for h in hu_window], "parents": parents or {}, "text_encoder": text_encoder,
-        "weights": manifest.dataset_weights,
     }, sort_keys=True).encode())
     for c in manifest.cases():
         digest.update(json.dumps([c.dataset, c.id, c.split, c.roi, {str(k): v for k, v in c.label_map.items()}],

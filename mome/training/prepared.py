@@ -100,9 +100,13 @@ def write_case(folder: Path, n: int, case: PreparedCase, split: str) -> CaseEntr
     np.save(folder / f"{stem}.image.npy", case.image.astype(np.float16))
     np.save(folder / f"{stem}.labels.npy", np.packbits(target, axis=-1))
     # Crop centres, per channel: background of the annotated classes, then each annotated class.
-    background = ~target.any(axis=0) if len(labelled) else np.ones(case.image.shape[1:], bool)
-    found = map_classes_to_indices(np.concatenate([background[None], target]),
-                                   max_samples_per_class=POINTS_PER_CLASS)
+    if len(labelled):
+        background = ~target.any(axis=0)
+        found = map_classes_to_indices(np.concatenate([background[None], target]),
+                                       max_samples_per_class=POINTS_PER_CLASS)
+    else:  # the case annotates none of the run's classes: all of it is background
+        found = map_classes_to_indices(np.zeros((1, *case.image.shape[1:]), np.uint8), num_classes=1,
+                                       max_samples_per_class=POINTS_PER_CLASS)
     per_class: list[np.ndarray] = [np.empty(0, np.int64)] * (len(case.labelled) + 1)
     per_class[0] = np.asarray(found[0])
     for channel, k in enumerate(labelled):

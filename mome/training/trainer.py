@@ -169,6 +169,7 @@ class Trainer:
                                   self.text_encoder_id)
             folder = ensure_prepared(self.out / "prepared", key, lambda f: self.prepare_to(f, key), self.dist.is_main)
             self._data = PreparedData.open(folder)
+            self._data.dataset_weights = self.manifest.dataset_weights  # edited weights need no new preparation
         return self._data
 
     # ------------------------------------------------------------------ loop
