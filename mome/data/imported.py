@@ -1,4 +1,4 @@
-"""What an importer returns (one manifest dataset), and writing it into a manifest file."""
+"""What an importer returns (one manifest dataset), the steps importers share, and writing manifests."""
 
 from __future__ import annotations
 
@@ -140,3 +140,39 @@ def write_manifest(datasets: list[ImportedDataset], path: str | Path, name: str 
         raise
     os.replace(tmp, path)
     return path
+
+
+def check_ct(modalities: dict, where: Path) -> None:
+    """MoME segments single-channel CT; anything else is refused with what the file says."""
+    values = [str(v) for v in modalities.values()]
+    if len(values) > 1:
+        raise ValueError(f"{where} describes {len(values)} channels ({', '.join(values)}); MoME trains on "
+                         "single-channel CT")
+    if values and values[0].strip().upper() != "CT":
+        raise ValueError(f"{where} says the images are {values[0]}; MoME trains on CT")
+
+
+def case_id(path: Path) -> str:
+    name = path.name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".mha"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return path.stem
+
+
+def finish_pairs(imported: ImportedDataset, found: list[tuple[str, Path, Path, str]],
+                 preset: DatasetPreset | None, val_fraction: float) -> None:
+    """Filter by the preset, decide splits, and add the cases (shared by the label-map layouts)."""
+    if preset is not None and preset.keep is not None:
+        kept = [f for f in found if preset.keep(f[0])]
+        if len(kept) < len(found):
+            imported.notes.append(f"skipped {len(found) - len(kept)} case(s) that preset {preset.key} excludes "
+                                  f"({preset.note or 'see the preset'})")
+        found = kept
+    has_val = any(split == "val" for *_, split in found)
+    fixed = {cid: preset.split(cid) for cid, *_ in found} if preset is not None and preset.split else {}
+    free = [cid for cid, *_, split in found if split == "train" and not fixed.get(cid)]
+    chosen = assign_splits(free, 0.0 if has_val else val_fraction)
+    for cid, image, label, split in found:
+        split = fixed.get(cid) or (chosen.get(cid, split) if split == "train" else split)
+        imported.cases.append({"id": cid, "image": str(image), "labels": str(label), "split": split})

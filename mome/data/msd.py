@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..vocabulary import Vocabulary
-from .imported import ImportedDataset, preset_label_map, assign_splits, label_map_from_names
+from .imported import ImportedDataset, case_id, check_ct, finish_pairs, label_map_from_names, preset_label_map
 from .presets import DatasetPreset
 
 # Image folder suffix -> split. "Tr" becomes train (and val, by --val-fraction, unless a val folder exists).
@@ -19,28 +19,10 @@ SPLIT_FOLDERS = (("Tr", "train"), ("Va", "val"), ("Val", "val"), ("Ts", "test"))
 NIFTI = ("*.nii.gz", "*.nii", "*.nrrd", "*.mha")
 
 
-def check_ct(modalities: dict, where: Path) -> None:
-    """MoME segments single-channel CT; anything else is refused with what the file says."""
-    values = [str(v) for v in modalities.values()]
-    if len(values) > 1:
-        raise ValueError(f"{where} describes {len(values)} channels ({', '.join(values)}); MoME trains on "
-                         "single-channel CT")
-    if values and values[0].strip().upper() != "CT":
-        raise ValueError(f"{where} says the images are {values[0]}; MoME trains on CT")
-
-
-def label_files(folder: Path) -> list[Path]:
+def volume_files(folder: Path) -> list[Path]:
     # "._*" are macOS resource forks, present in the decathlon's tar files.
     files = [p for pattern in NIFTI for p in folder.glob(pattern) if not p.name.startswith("._")]
     return sorted(files)
-
-
-def case_id(path: Path) -> str:
-    name = path.name
-    for ext in (".nii.gz", ".nii", ".nrrd", ".mha"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
 
 
 def import_msd(folder: Path, vocabulary: Vocabulary, *, name: str | None = None, preset: DatasetPreset | None = None,
@@ -70,7 +52,7 @@ def import_msd(folder: Path, vocabulary: Vocabulary, *, name: str | None = None,
             imported.notes.append(f"images{suffix}/ has no labels{suffix}/: not imported (no labels to train on)")
             continue
         missing = []
-        for image in label_files(images):
+        for image in volume_files(images):
             label = labels / image.name
             if label.is_file():
                 found.append((case_id(image), image, label, split))
@@ -84,21 +66,3 @@ def import_msd(folder: Path, vocabulary: Vocabulary, *, name: str | None = None,
                          "file names)")
     finish_pairs(imported, found, preset, val_fraction)
     return imported
-
-
-def finish_pairs(imported: ImportedDataset, found: list[tuple[str, Path, Path, str]],
-                 preset: DatasetPreset | None, val_fraction: float) -> None:
-    """Filter by the preset, decide splits, and add the cases (shared by the label-map layouts)."""
-    if preset is not None and preset.keep is not None:
-        kept = [f for f in found if preset.keep(f[0])]
-        if len(kept) < len(found):
-            imported.notes.append(f"skipped {len(found) - len(kept)} case(s) that preset {preset.key} excludes "
-                                  f"({preset.note or 'see the preset'})")
-        found = kept
-    has_val = any(split == "val" for *_, split in found)
-    fixed = {cid: preset.split(cid) for cid, *_ in found} if preset is not None and preset.split else {}
-    free = [cid for cid, *_, split in found if split == "train" and not fixed.get(cid)]
-    chosen = assign_splits(free, 0.0 if has_val else val_fraction)
-    for cid, image, label, split in found:
-        split = fixed.get(cid) or (chosen.get(cid, split) if split == "train" else split)
-        imported.cases.append({"id": cid, "image": str(image), "labels": str(label), "split": split})

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 from ..vocabulary import Vocabulary
-from .imported import ImportedDataset, preset_label_map, label_map_from_names
-from .msd import check_ct, finish_pairs
+from .imported import ImportedDataset, check_ct, finish_pairs, label_map_from_names, preset_label_map
 from .presets import DatasetPreset
 
 

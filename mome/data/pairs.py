@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 
 from ..vocabulary import Vocabulary
-from .imported import ImportedDataset, preset_label_map
-from .msd import finish_pairs
+from .imported import ImportedDataset, finish_pairs, preset_label_map
 from .presets import DatasetPreset, Pairs
 
 

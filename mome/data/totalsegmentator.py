@@ -9,8 +9,7 @@ import csv
 from pathlib import Path
 
 from ..vocabulary import Vocabulary
-from .imported import ImportedDataset, assign_splits
-from .msd import case_id
+from .imported import ImportedDataset, assign_splits, case_id
 from .names import resolve_names
 
 
