@@ -85,6 +85,20 @@ def test_crops_read_from_disk_equal_the_padded_case(prepared):
         np.testing.assert_array_equal(tgt, target[(slice(None), *box)])
 
 
+def test_preparing_in_worker_processes_gives_the_same_folder(prepared, tmp_path):
+    trainer, folder = prepared
+    trainer.cfg.data.prepare_workers = 2
+    try:
+        parallel = PreparedData.open(trainer.prepare_to(tmp_path / "parallel"))
+    finally:
+        trainer.cfg.data.prepare_workers = 1
+    serial = PreparedData.open(folder)
+    assert parallel.train + parallel.val == serial.train + serial.val  # entries: ids, shapes, points offsets
+    for name in ("image", "labels", "points"):
+        for a, b in zip(serial.train + serial.val, parallel.train + parallel.val):
+            assert (folder / f"{a.file}.{name}.npy").read_bytes() == (parallel.folder / f"{b.file}.{name}.npy").read_bytes()
+
+
 def test_preparing_never_replaces_an_existing_folder(prepared):
     trainer, folder = prepared
     with pytest.raises(FileExistsError, match="already exists"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from .data import prepare_case
 from .manifest import Case, Manifest
 from .prepared import INDEX, PREPARED_VERSION, CaseEntry, PreparedWriter, write_case
+from .workers import ignore_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ def prepare_folder(manifest: Manifest, classes: list[str], embeddings, text_enco
         else:
             # "spawn": SimpleITK's thread pool does not survive a fork. Workers write their case's
             # files themselves and send back only the small index entry.
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=ignore_stop_signals) as pool:
                 for a, entry in zip(args, pool.map(_prepare_one, *zip(*args))):
                     writer.add(entry)
                     if on_case is not None:

@@ -32,6 +32,7 @@ from monai.transforms import (
 from monai.transforms.utils import generate_label_classes_crop_centers
 
 from .prepared import CaseEntry, PreparedData
+from .workers import ignore_stop_signals
 
 
 def crop_ratios(classes: list[str], kinds: dict[str, str], tumour_oversampling: float) -> list[float]:
@@ -138,4 +139,5 @@ def training_loader(crops: TrainingCrops, start_step: int, num_workers: int, pin
     return torch.utils.data.DataLoader(
         crops, batch_size=None, sampler=order, num_workers=num_workers, pin_memory=pin_memory,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
     )
