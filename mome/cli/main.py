@@ -12,7 +12,7 @@ import sys
 from .. import __version__
 
 # Each module defines ``register(subparsers)``; its parser's ``func(args) -> int`` runs the command.
-SUBCOMMANDS = ("segment", "classes", "models", "train", "finetune", "evaluate", "sample")
+SUBCOMMANDS = ("segment", "classes", "models", "train", "finetune", "evaluate", "data", "sample")
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ._common import add_progress_argument, run_reporting_errors
 
@@ -55,7 +56,9 @@ def _prepare(cfg, folder: str, progress) -> int:
     from ..training.trainer import Trainer
 
     cfg.device = "cpu"  # preparing needs no accelerator
-    path = Trainer(cfg, progress=progress).prepare_data().save(folder)
+    if Path(folder).exists():  # before any work, not after it
+        raise FileExistsError(f"{folder} already exists; remove it or choose another folder")
+    path = Trainer(cfg, progress=progress).prepare_to(folder)
     progress.done(prepared=str(path))
     if not hasattr(progress, "stream"):
         print(f"prepared data written to {path}; train with: mome train CONFIG --prepared {path}")

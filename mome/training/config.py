@@ -32,6 +32,12 @@ class DataSection:
     # classes (those present first, tumours always). 0 = all.
     max_classes_per_step: int = 0
     augment: bool = True
+    # Crops are read and augmented in this many DataLoader worker processes (0: in the training
+    # process), each keeping ``prefetch_factor`` batches ready.
+    num_workers: int = 2
+    prefetch_factor: int = 2
+    # Processes that prepare cases from the manifest in parallel (each holds one case in memory).
+    prepare_workers: int = 1
 
 
 @dataclass

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from ..imaging import AIR_HU, Grid, model_grid, network_array, resample, same_grid, scale_intensity
 from ..vocabulary import Vocabulary
 from .manifest import Case, ManifestError, Manifest
-from .prepared import PreparedCase, TrainingData
+from .prepared import PreparedCase
 
 
 #: Labels from other tools may carry a little more header rounding than MoME's own outputs.
@@ -122,32 +122,6 @@ def prepare_case(
     hu = network_array(image_grid)
     image_array = np.ascontiguousarray(scale_intensity(hu, hu_window)[None])
     return PreparedCase(case.id, case.dataset, image_array, target, labelled)
-
-
-def prepare_training_data(manifest: Manifest, classes: list[str], embeddings, text_encoder: str, spacing, hu_window,
-                          parents: dict[str, list[str]] | None = None, with_val: bool = True,
-                          on_case=None) -> TrainingData:
-    """Prepare every train (and val) case of ``manifest`` for a run over ``classes``."""
-    def prepared(split: str) -> list[PreparedCase]:
-        out = []
-        for case in manifest.cases(split):
-            if on_case is not None:
-                on_case(case)
-            out.append(prepare_case(case, classes, spacing, hu_window, parents=parents))
-        return out
-
-    return TrainingData(
-        classes=list(classes), embeddings=embeddings, text_encoder=text_encoder,
-        spacing=tuple(float(s) for s in spacing), hu_window=tuple(float(h) for h in hu_window),
-        train=prepared("train"), val=prepared("val") if with_val else [],
-        provenance={
-            "manifest": str(manifest.source) if manifest.source else None,
-            "sha256": manifest.fingerprint(),
-            "train_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("train")],
-            "val_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("val")],
-            "class_case_counts": manifest.class_case_counts("train"),
-        },
-    )
 
 
 def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None,
