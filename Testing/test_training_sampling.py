@@ -110,3 +110,21 @@ def test_bad_weights_are_reported(tmp_path, weight):
     path = two_dataset_manifest(tmp_path, weights=(weight, 1.0))
     with pytest.raises(ManifestError, match="both: weight must be a positive number"):
         load_manifest(path)
+
+
+def test_strong_augmentation_deforms_image_and_labels_together(data):
+    plain, strong = crops(data, augment="none", steps=8), crops(data, augment="strong", steps=8)
+    changed = 0
+    for step in range(8):
+        a, b = plain[step], strong[step]
+        assert b.image.shape == a.image.shape and b.target.shape == a.target.shape
+        assert set(torch.unique(b.target).tolist()) <= {0, 1}  # labels stay binary (nearest)
+        assert b.labelled.equal(a.labelled) and b.case_ids == a.case_ids  # the same crop, augmented
+        changed += not torch.equal(a.image, b.image)
+    assert changed >= 4  # with these probabilities nearly every crop gets at least one transform
+
+
+def test_augment_policy_names_are_checked():
+    assert TrainConfig(data=DataSection(augment="strong")).data.augment == "strong"
+    with pytest.raises(ValueError, match="strong"):
+        TrainConfig(data=DataSection(augment="heavy"))

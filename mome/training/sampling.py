@@ -24,13 +24,18 @@ import numpy as np
 import torch
 from monai.transforms import (
     Compose,
+    Rand3DElasticd,
+    RandAdjustContrastd,
     RandAffined,
     RandGaussianNoised,
+    RandGaussianSmoothd,
     RandScaleIntensityd,
     RandShiftIntensityd,
+    RandSimulateLowResolutiond,
 )
 from monai.transforms.utils import generate_label_classes_crop_centers
 
+from .config import augmentation_policy
 from .prepared import CaseEntry, PreparedData
 from .workers import ignore_stop_signals
 
@@ -40,15 +45,41 @@ def crop_ratios(classes: list[str], kinds: dict[str, str], tumour_oversampling: 
     return [1.0] + [tumour_oversampling if kinds.get(k) in ("tumor", "cyst") else 1.0 for k in classes]
 
 
-def augmentations() -> Compose:
-    """Applied to each crop. No flips and no 90° rotations: they would swap left and right structures."""
+def augmentations(policy: str = "standard") -> Compose | None:
+    """The transforms applied to each crop (image in [0, 1], target K binary channels), or None.
+
+    ``standard``: mild affine, intensity scale/shift and noise (mome-mini 1.x).
+    ``strong``: for stretching few patients over many (mome-mini 2), after nnU-Net's default
+    augmentation (Isensee et al., Nat Methods 18:203-211, 2021): larger rotation and scaling (patients
+    differ in size), elastic deformation (anatomy differs in shape), brightness, contrast and gamma
+    (scanners, contrast phases), Gaussian noise and blur, and simulated low resolution (thick slices).
+    Never flips or 90° rotations: they would swap left and right structures.
+    """
+    policy = augmentation_policy(policy)
+    if policy == "none":
+        return None
     keys = ["image", "target"]
+    if policy == "standard":
+        return Compose([
+            RandAffined(keys=keys, prob=0.2, rotate_range=(0.15, 0.15, 0.15), scale_range=(0.1, 0.1, 0.1),
+                        mode=("bilinear", "nearest"), padding_mode="zeros"),
+            RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
+            RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3),
+            RandGaussianNoised(keys="image", prob=0.15, std=0.02),
+        ])
     return Compose([
-        RandAffined(keys=keys, prob=0.2, rotate_range=(0.15, 0.15, 0.15), scale_range=(0.1, 0.1, 0.1),
+        # ±15° and 0.75-1.25× (nnU-Net: ±30°, 0.7-1.4×; CT patients lie in a narrower range of poses).
+        RandAffined(keys=keys, prob=0.3, rotate_range=(0.26, 0.26, 0.26), scale_range=(0.25, 0.25, 0.25),
                     mode=("bilinear", "nearest"), padding_mode="zeros"),
-        RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
-        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3),
-        RandGaussianNoised(keys="image", prob=0.15, std=0.02),
+        # A smooth random field of 1-3 voxels (3-9 mm at 3 mm spacing): organ shapes of other patients.
+        Rand3DElasticd(keys=keys, prob=0.2, sigma_range=(5.0, 7.0), magnitude_range=(100.0, 300.0),
+                       mode=("bilinear", "nearest"), padding_mode="zeros"),
+        RandScaleIntensityd(keys="image", factors=0.25, prob=0.15),  # contrast: ×0.75-1.25
+        RandShiftIntensityd(keys="image", offsets=0.1, prob=0.3),  # brightness: ±42 HU of the window
+        RandAdjustContrastd(keys="image", prob=0.3, gamma=(0.7, 1.5)),
+        RandGaussianNoised(keys="image", prob=0.15, std=0.03),
+        RandGaussianSmoothd(keys="image", prob=0.2, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
+        RandSimulateLowResolutiond(keys="image", prob=0.25, zoom_range=(0.5, 1.0)),
     ])
 
 
@@ -80,7 +111,7 @@ class TrainingCrops(torch.utils.data.Dataset):
     """Item ``step * accumulation + micro``: the crops of that (micro-)step for this rank, as a ``Batch``."""
 
     def __init__(self, data: PreparedData, entries: list[CaseEntry], kinds: dict[str, str], patch_size,
-                 crops_per_case: int, tumour_oversampling: float, augment: bool, seed: int, rank: int = 0,
+                 crops_per_case: int, tumour_oversampling: float, augment: bool | str, seed: int, rank: int = 0,
                  accumulation: int = 1, steps: int = 0):
         if not entries:
             raise ValueError("there are no training cases to sample from; mark some cases with split: train")
@@ -88,7 +119,7 @@ class TrainingCrops(torch.utils.data.Dataset):
         self.patch = tuple(int(p) for p in patch_size)
         self.crops_per_case = crops_per_case
         self.ratios = crop_ratios(data.classes, kinds, tumour_oversampling)
-        self.transforms = augmentations() if augment else None
+        self.transforms = augmentations(augment)
         self.seed, self.rank, self.accumulation, self.steps = seed, rank, accumulation, steps
         self.by_dataset: dict[str, list[CaseEntry]] = {}
         for e in entries:
