@@ -30,6 +30,19 @@ def description(docstring: str | None) -> str:
     return (docstring or "").split("\n\n")[0].replace("``", "")
 
 
+def download_consent(yes: bool) -> bool | Callable[[str], bool]:
+    """The consent a download gets (``mome.hub.download.agreed``): ``--yes`` agrees; on a terminal
+    the user is asked y/N (default no); anywhere else (a script, a pipe) there is none, so nothing
+    is downloaded unless asked for explicitly."""
+    return True if yes else (_ask if sys.stdin.isatty() else False)
+
+
+def _ask(question: str) -> bool:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                         help="progress display; 'json' prints one JSON object per line on stdout (for the Slicer "
