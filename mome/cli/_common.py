@@ -17,11 +17,12 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, F
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..hub.errors import DownloadError  # the network, a proxy, or a file changed on the server
     from ..inference.device import DeviceUnavailableError
     from ..package import PackageIntegrityError
     from ..text import TextEncoderUnavailableError
 
-    return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError, DeviceUnavailableError)
+    return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError, DeviceUnavailableError, DownloadError)
 
 
 def description(docstring: str | None) -> str:
