@@ -298,3 +298,21 @@ def test_the_shipped_openkbp_patient_converts_with_its_anatomy_in_place(tmp_path
     assert c["brainstem"][2] - c["spinal_cord"][2] > 30 and c["brainstem"][2] > c["larynx"][2]
     assert c["spinal_cord"][1] - c["mandible"][1] > 40 and c["spinal_cord"][1] - c["larynx"][1] > 20
     assert c["parotid_gland_left"][2] > c["esophagus"][2]
+
+
+def test_the_downloaded_sample_is_a_case_mome_evaluate_accepts(home, tmp_path, capsys):
+    """``--manifest`` is what ``mome evaluate`` reads: a (random) model with two of the organs scores them."""
+    from mome.package import Preprocessing
+    from stand_ins import random_package
+
+    assert main(["sample", NAME, "--download", "--yes", "--progress", "none"]) == 0
+    assert main(["sample", NAME, "--manifest"]) == 0
+    manifest = capsys.readouterr().out.strip().splitlines()[-1]
+    package = random_package(preprocessing=Preprocessing(spacing=(3.0, 3.0, 3.0), patch_size=(64, 64, 64)),
+                             class_keys=["brainstem", "mandible"]).save(tmp_path / "pkg")
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--model", str(package), "--data", manifest, "--split", "test", "--progress", "none",
+                 "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert set(metrics["per_class"]) == {"brainstem", "mandible"}
+    assert [row["case"] for row in metrics["per_case"]] == [f"{NAME}/{NAME}"]
