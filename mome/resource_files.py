@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .home import default_home
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -147,8 +149,6 @@ def samples() -> list[Sample]:
     Read on every call, like ``MOME_HOME``, so a remote sample's ``path`` follows the environment.
     A malformed entry raises ``ValueError`` naming the file and the entry.
     """
-    from .hub.paths import default_home  # not at import: mome.hub imports this module
-
     listing = default_samples_file()
     try:
         entries = json.loads(listing.read_text(encoding="utf-8"))["samples"]
