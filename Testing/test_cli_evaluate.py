@@ -64,5 +64,8 @@ def test_output_is_strict_json_even_when_nothing_is_predicted(data: Path, tmp_pa
                  "--progress", "none"]) == 0
     result = _strict(out.read_text())
     assert set(result["per_class"]) == {"liver", "spleen"}
-    for metrics in result["per_class"].values():
+    for key, metrics in result["per_class"].items():
         assert metrics["hd95_mm"] is None or np.isfinite(metrics["hd95_mm"])
+        dices = [row["classes"][key]["dice"] for row in result["per_case"] if key in row["classes"]]
+        assert metrics["cases"] == len(dices) and metrics["dice"] == pytest.approx(np.mean(dices))
+        assert metrics["dice_sd"] == (pytest.approx(np.std(dices, ddof=1)) if len(dices) > 1 else None)

@@ -300,6 +300,19 @@ def test_resolve_order_path_then_store_then_bundled(tmp_path, packages, bundled)
         resolve_model(str(tmp_path / "missing.zip"), store, [])
 
 
+def test_several_bundled_versions_newest_by_default_older_by_version(tmp_path, packages, bundled):
+    """The default model and the version it replaced both ship; a bare name means the newest,
+    whatever order the registry lists them in (0.10.0 is newer than 0.9.0: numeric, not text)."""
+    shutil.copytree(packages["0.10.0"], bundled / "tiny-test-0.10.0")
+    registry = [RegistryEntry(name="tiny-test", version=v, url=None, sha256=None, size=None, description="",
+                              license="Apache-2.0", classes=(), bundled=path)
+                for v, path in (("0.9.0", "Models/tiny-test"), ("0.10.0", "Models/tiny-test-0.10.0"))]
+    store = ModelStore(tmp_path / "models")
+    assert resolve_model("tiny-test", store, registry) == bundled / "tiny-test-0.10.0"
+    assert resolve_model("tiny-test@0.9.0", store, registry) == bundled / "tiny-test"
+    assert resolve_model("tiny-test@0.10.0", store, list(reversed(registry))) == bundled / "tiny-test-0.10.0"
+
+
 def test_no_name_means_the_active_model_else_the_bundled_default(tmp_path, packages, bundled):
     store = ModelStore(tmp_path / "models")
     assert resolve_model(None, store, []) == bundled / "mome-mini.zip"

@@ -262,12 +262,13 @@ def test_status_line_says_what_happened_and_how_long_it_took():
 
 @pytest.fixture
 def mini(tmp_path, monkeypatch):
-    """The bundled default model's model.json (whatever this machine has installed or activated)."""
+    """mome-mini 1.1.0's model.json: a bundled model with validated, weak, not-learned and zero-shot
+    structures (the default before 2.0.0, still shipped)."""
     monkeypatch.setenv("MOME_HOME", str(tmp_path))
     from mome.hub import resolve_model
     from mome.package import read_package_json
 
-    meta = read_package_json(resolve_model(None))
+    meta = read_package_json(resolve_model("mome-mini@1.1.0"))
     assert (meta["name"], meta["version"]) == ("mome-mini", "1.1.0"), "the figures below are mome-mini 1.1.0's"
     return meta
 

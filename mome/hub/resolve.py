@@ -23,7 +23,7 @@ from pathlib import Path
 from ..package import read_package_json
 from ..resource_files import resources_dir
 from .errors import ModelNotFoundError
-from .naming import format_spec, parse_spec
+from .naming import format_spec, parse_spec, version_key
 from .registry import RegistryEntry, find_entry, load_registry
 from .store import ModelStore
 
@@ -61,7 +61,10 @@ def resolve_model(spec: str | os.PathLike[str] | None = None, store: ModelStore 
 def bundled_path(name: str, version: str | None = None, registry: Sequence[RegistryEntry] = ()) -> Path | None:
     """The package of ``name`` (at ``version``, if given) shipped under ``Resources/``, if present."""
     root = resources_dir()
-    candidates = [root / e.bundled for e in registry if e.name == name and e.bundled]
+    # Newest version first: several versions of one model may ship (the default and the one it replaced).
+    entries = sorted((e for e in registry if e.name == name and e.bundled), key=lambda e: version_key(e.version),
+                     reverse=True)
+    candidates = [root / e.bundled for e in entries]
     candidates += [root / "Models" / name, root / "Models" / f"{name}.zip"]
     for candidate in candidates:
         if candidate.exists() and (version is None or _package_version(candidate) == version):

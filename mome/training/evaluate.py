@@ -22,7 +22,8 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
                      nsd_tolerance_mm: float = 2.0, progress: Progress | None = None) -> dict:
     """Metrics on the model grid for every (case, class) that the case annotates and contains.
 
-    Returns ``{"per_class": {key: {"dice", "nsd", "hd95_mm", "cases"}}, "per_case": [...], ...}``.
+    Returns ``{"per_class": {key: {"dice", "dice_sd", "nsd", "nsd_sd", "hd95_mm", "cases"}}, "per_case": [...],
+    ...}``: means over the cases that annotate the class, their standard deviation (None for one case).
     Classes the model does not know are reported under ``skipped_classes``.
     """
     progress = progress or NullProgress()
@@ -65,7 +66,9 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
     per_class = {
         key: {
             "dice": float(np.mean([m["dice"] for m in ms])),
+            "dice_sd": _sd([m["dice"] for m in ms]),
             "nsd": float(np.mean([m["nsd"] for m in ms])),
+            "nsd_sd": _sd([m["nsd"] for m in ms]),
             **_mean_hd95(ms),
             "cases": len(ms),
         }
@@ -84,6 +87,11 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
 
 
 NOTHING_PREDICTED = "nothing was predicted, so there is no surface distance"
+
+
+def _sd(values: list[float]) -> float | None:
+    """Sample standard deviation across cases (ddof 1); None for a single case, where there is none."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def _mean_hd95(ms: list[dict]) -> dict:
