@@ -45,12 +45,13 @@ def test_passive_waiting_is_set_before_torch_and_never_overrides_a_choice():
 @pytest.mark.skipif(find_spec("monai") is None, reason="needs MONAI")
 def test_monai_loads_without_optional_packages_and_the_network_still_runs():
     installed = [p for p in ("torchvision", "transformers", "matplotlib", "sklearn") if find_spec(p)]
+    # torch is not imported first, as in `mome segment`: it loads under the guard too.
     result = run_fresh("""
         import json, sys
-        import torch
         from mome.runtime import import_monai_lean
         lean = import_monai_lean()
         loaded = sorted(p for p in ("torchvision", "transformers", "matplotlib", "sklearn") if p in sys.modules)
+        import torch
         from mome.inference.sliding import sliding_window_probabilities
         from mome.model import MoME, MoMEConfig
         model = MoME(MoMEConfig(feature_size=12, text_dim=8)).eval()
@@ -74,10 +75,10 @@ def test_monai_loads_without_optional_packages_and_the_network_still_runs():
 def test_a_hard_requirement_of_a_hidden_package_falls_back_to_a_normal_import(tmp_path):
     """A module that imports a hidden package unconditionally: the lean import gives up and MONAI
     and the module are imported normally, nothing left half-imported."""
-    (tmp_path / "needs_hidden").mkdir()
-    (tmp_path / "needs_hidden" / "__init__.py").write_text("import hidden_dependency\n")
-    (tmp_path / "hidden_dependency").mkdir()
-    (tmp_path / "hidden_dependency" / "__init__.py").write_text("")
+    site = tmp_path / "site-packages"  # installed packages are the ones hidden
+    for package, code in (("needs_hidden", "import hidden_dependency\n"), ("hidden_dependency", "")):
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text(code)
     result = run_fresh("""
         import json, sys
         import torch
@@ -87,7 +88,7 @@ def test_a_hard_requirement_of_a_hidden_package_falls_back_to_a_normal_import(tm
         from monai.networks.nets import SwinUNETR
         print(json.dumps({"lean": lean, "dependency": "hidden_dependency" in sys.modules,
                           "finders": [type(f).__name__ for f in sys.meta_path]}))
-    """, {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    """, {"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     assert result["lean"] is False
     assert result["dependency"] is True
     assert "_HideOtherPackages" not in result["finders"]

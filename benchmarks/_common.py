@@ -28,10 +28,11 @@ if str(REPO) not in sys.path:
 
 #: Packages the engine uses only off the benchmark path (DICOM, text encoders, Slicer, previews).
 OPTIONAL_MODULES = ("highdicom", "pydicom", "open_clip", "transformers", "slicer", "PIL")
-#: Third-party top-level modules the GPU machine is promised to have (torch, numpy, scipy,
-#: safetensors, einops, pyyaml, tqdm, monai, SimpleITK, pynrrd) and what they need.
+#: Third-party top-level modules the benchmarks need (torch, numpy, scipy, safetensors, einops,
+#: pyyaml, tqdm, monai, SimpleITK, pynrrd, slicerio, packaging) and what they need.
 ALLOWED_THIRD_PARTY = frozenset({
     "torch", "numpy", "scipy", "safetensors", "einops", "yaml", "_yaml", "tqdm", "monai", "SimpleITK", "nrrd",
+    "slicerio", "packaging",  # the .seg.nrrd writer and the model hub's version checks
     # torch's own requirements and helpers
     "typing_extensions", "sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock", "fsspec", "triton",
     "nvidia", "cuda", "functorch", "torchgen", "setuptools", "pkg_resources", "_distutils_hack",
