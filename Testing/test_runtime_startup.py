@@ -55,7 +55,8 @@ def test_monai_loads_without_optional_packages_and_the_network_still_runs():
         from mome.inference.sliding import sliding_window_probabilities
         from mome.model import MoME, MoMEConfig
         model = MoME(MoMEConfig(feature_size=12, text_dim=8)).eval()
-        probs = sliding_window_probabilities(model, torch.rand(1, 1, 64, 64, 40).half(), torch.randn(2, 8), (64, 64, 32))
+        image = torch.rand(1, 1, 64, 64, 40).half()
+        probs = sliding_window_probabilities(model, image, torch.randn(2, 8), (64, 64, 32))
         later = []
         for name in ("torchvision", "matplotlib"):
             try:

@@ -593,18 +593,6 @@ def gpu_memory_by_batch(model, image, patch, overlap: float, device, feature_siz
 
 
 # ---------------------------------------------------------------------------- targets
-def check(measured: float | None, target: float, applies: bool, note: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {"target_max": target, "measured": measured}
-    if not applies or measured is None:
-        out["pass"] = None
-        out["note"] = note or "not measured in this run"
-    else:
-        out["pass"] = bool(measured <= target)
-        if note:
-            out["note"] = note
-    return out
-
-
 def evaluate_targets(args: argparse.Namespace, e2e: dict[str, Any] | None, side: dict[str, Any] | None,
                      cold: dict[str, Any] | None, machine: dict[str, Any]) -> dict[str, Any]:
     cpu = args.device == "cpu"
@@ -614,20 +602,23 @@ def evaluate_targets(args: argparse.Namespace, e2e: dict[str, Any] | None, side:
     side_note = ("network seconds over the same sliding-window workload, MoME / bare backbone (ratio of medians; "
                  "see side_by_side for the paired and with-stitching ratios)")
     if args.workload == "paper":
-        return evaluate_paper_targets(args, e2e, side, side_note + quick)
+        return evaluate_paper_targets(args, side, side_note + quick)
     fast = e2e["fast"]["end_to_end_s"]["median"] if e2e else None
     full = e2e["full"]["end_to_end_s"]["median"] if e2e else None
     peak = max(e2e["fast"]["peak_rss_bytes"], e2e["full"]["peak_rss_bytes"]) if e2e else None
     targets = {
-        "cpu_fast_end_to_end_s": check(fast, TARGETS["cpu_fast_end_to_end_s"], cpu and not args.quick,
-                                       (core_note if cpu else "a CPU target; this run is on CUDA") + quick),
-        "cpu_full_end_to_end_s": check(full, TARGETS["cpu_full_end_to_end_s"], cpu and not args.quick,
-                                       (core_note if cpu else "a CPU target; this run is on CUDA") + quick),
-        "peak_ram_bytes": check(peak, TARGETS["peak_ram_bytes"], not args.quick,
-                                "max RSS of the end-to-end processes (fast and full)" + quick),
-        "gpu_full_end_to_end_s": check(full, TARGETS["gpu_full_end_to_end_s"], not cpu and not args.quick,
-                                       ("a GPU target; this run is on the CPU" if cpu else "") + quick),
-        "cold_start_first_window_s": check(
+        "cpu_fast_end_to_end_s": common.check_target(
+            fast, TARGETS["cpu_fast_end_to_end_s"], cpu and not args.quick,
+            (core_note if cpu else "a CPU target; this run is on CUDA") + quick),
+        "cpu_full_end_to_end_s": common.check_target(
+            full, TARGETS["cpu_full_end_to_end_s"], cpu and not args.quick,
+            (core_note if cpu else "a CPU target; this run is on CUDA") + quick),
+        "peak_ram_bytes": common.check_target(
+            peak, TARGETS["peak_ram_bytes"], not args.quick, "max RSS of the end-to-end processes (fast and full)" + quick),
+        "gpu_full_end_to_end_s": common.check_target(
+            full, TARGETS["gpu_full_end_to_end_s"], not cpu and not args.quick,
+            ("a GPU target; this run is on the CPU" if cpu else "") + quick),
+        "cold_start_first_window_s": common.check_target(
             cold["median_s"]["first_window"] if cold else None, TARGETS["cold_start_first_window_s"],
             cpu and cold is not None and not args.quick,
             ("process start → first finished window of `mome segment --fast` (median); " + core_note if cpu
@@ -636,13 +627,13 @@ def evaluate_targets(args: argparse.Namespace, e2e: dict[str, Any] | None, side:
     if side:
         for size, data in side["sizes"].items():
             at5 = data["k"].get("5")
-            targets[f"mome_over_backbone_at_k5_{size}"] = check(
+            targets[f"mome_over_backbone_at_k5_{size}"] = common.check_target(
                 at5["mome_over_backbone"] if at5 else None, TARGETS["mome_over_backbone_at_k5"], at5 is not None,
                 side_note + quick)
     return targets
 
 
-def evaluate_paper_targets(args: argparse.Namespace, e2e: dict[str, Any] | None, side: dict[str, Any] | None,
+def evaluate_paper_targets(args: argparse.Namespace, side: dict[str, Any] | None,
                            note: str) -> dict[str, Any]:
     """Issue 13's paper-scale targets: GPU targets; on the CPU the ratios are reported as their analogue
     (``pass`` null: the GPU's balance of arithmetic and memory traffic differs)."""
@@ -652,11 +643,11 @@ def evaluate_paper_targets(args: argparse.Namespace, e2e: dict[str, Any] | None,
     targets = {}
     for k, key in ((5, "paper_mome_over_backbone_at_k5"), (20, "paper_mome_over_backbone_at_k20")):
         entry = data.get("k", {}).get(str(k))
-        targets[key] = check(entry["mome_over_backbone"] if entry else None, TARGETS[key], cuda and entry is not None,
-                             note + analogue)
+        measured = entry["mome_over_backbone"] if entry else None
+        targets[key] = common.check_target(measured, TARGETS[key], cuda and entry is not None, note + analogue)
     memory = data.get("mome_alone_gpu_memory_k20", {}).get("by_windows_per_batch", {})
     smallest = next((m["peak_bytes"] for m in memory.values() if m.get("peak_bytes")), None)
-    targets["paper_gpu_peak_bytes_at_k20"] = check(
+    targets["paper_gpu_peak_bytes_at_k20"] = common.check_target(
         smallest, TARGETS["paper_gpu_peak_bytes_at_k20"], cuda and smallest is not None,
         "peak GPU memory of MoME alone at K = 20 with one window per batch (the smallest batch, what an 8 GB card "
         "runs); see side_by_side.sizes.paper.mome_alone_gpu_memory_k20 for larger batches"
@@ -745,10 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         e2e = None if args.skip_end_to_end else run_end_to_end(args, ct_path, model_path, workdir)
         side = None if args.skip_side_by_side else run_side_by_side(args, ct_path, package)
         result = {
-            "benchmark": NAME,
-            "created_utc": common.utc_now(),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "machine": machine,
+            **common.result_header(NAME, machine),
             "settings": {
                 "workload": args.workload, "device": args.device, "sizes": args.size, "repeats": args.repeats,
                 "passes": args.passes, "prompts_k": args.prompts, "end_to_end_prompts_k": args.e2e_prompts,
@@ -769,11 +757,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    common.write_json(out_path, result)
-    common.log(f"wrote {out_path} ({result['total_s']} s)")
-    for name, t in result["targets"].items():
-        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
-        common.log(f"  {verdict} {name}: {t['measured']} (target ≤ {t['target_max']})")
+    common.write_result(out_path, result)
     return 0
 
 

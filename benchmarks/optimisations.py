@@ -185,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     common.log(f"MONAI import: {results['monai_import']['speedup_lean']}× faster lean")
 
     result = {
-        "benchmark": NAME,
-        "created_utc": common.utc_now(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine,
+        **common.result_header(NAME, machine),
         "settings": {"device": args.device, "repeats": args.repeats, "paper_repeats": args.paper_repeats,
                      "windows_per_forward": batch, "quick": args.quick, "process_settings": process_settings},
         "configs": {c: {"fused_attention": f, "blocked_classes": b} for c, (f, b) in CONFIGS.items()},
@@ -197,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": round(time.perf_counter() - started, 1),
     }
     out_path = args.out or common.default_out(NAME, args.device, args.quick)
-    common.write_json(out_path, result)
-    common.log(f"wrote {out_path} ({result['total_s']} s)")
+    common.write_result(out_path, result)
     return 0
 
 

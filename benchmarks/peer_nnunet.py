@@ -63,7 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ct", type=Path, default=None, help="source CT (default: the shared example_ct.nii.gz)")
     p.add_argument("--model", default=None, help="the 3 mm MoME package (default: the default model, mome-mini)")
     p.add_argument("--quick", action="store_true", help="smoke test: 128×128×64 CT, 3 mm pair, 1 round")
-    p.add_argument("--out", type=Path, default=None, help="JSON file (default: benchmarks/results/peer_nnunet-<device>.json)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON file (default: benchmarks/results/peer_nnunet-<device>.json)")
     args = p.parse_args(argv)
     cpu = args.device == "cpu"
     args.pairs = args.pairs or (["3mm"] if args.quick else ["3mm", "1.5mm"])
@@ -200,20 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         quick = " (quick run: small CT, not comparable)" if args.quick else ""
         targets = {}
         if "3mm" in pairs:
-            targets["mini_fast_over_nnunet_3mm_end_to_end"] = inference.check(
+            targets["mini_fast_over_nnunet_3mm_end_to_end"] = common.check_target(
                 pairs["3mm"]["mome_over_nnunet_end_to_end"], TARGETS["mini_fast_over_nnunet_3mm_end_to_end"],
                 cpu and not args.quick, ("mome-mini --fast (K = 5) / nnU-Net 3 mm, end to end, on 2 shared cores"
                                          if cpu else "a CPU target; this run is on CUDA") + quick)
         if "1.5mm" in pairs:
-            targets["paper_k20_over_nnunet_1p5mm_end_to_end"] = inference.check(
+            targets["paper_k20_over_nnunet_1p5mm_end_to_end"] = common.check_target(
                 pairs["1.5mm"]["mome_over_nnunet_end_to_end"], TARGETS["paper_k20_over_nnunet_1p5mm_end_to_end"],
                 not args.quick, "paper-size MoME at K = 20 / one nnU-Net 3d_fullres pass at 1.5 mm, end to end"
                 + ("" if not cpu else ", on the CPU") + quick)
         result = {
-            "benchmark": NAME,
-            "created_utc": common.utc_now(),
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
-            "machine": machine,
+            **common.result_header(NAME, machine),
             "settings": {"device": args.device, "pairs": args.pairs, "rounds_3mm": args.rounds,
                          "rounds_1p5mm": args.rounds_paper, "quick": args.quick, "nnunet_python": python,
                          "process_settings": process_settings},
@@ -234,11 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    common.write_json(out_path, result)
-    common.log(f"wrote {out_path} ({result['total_s']} s)")
-    for name, t in result["targets"].items():
-        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
-        common.log(f"  {verdict} {name}: {t['measured']} (target ≤ {t['target_max']})")
+    common.write_result(out_path, result)
     return 0
 
 
