@@ -128,6 +128,19 @@ def test_inference_block_size_follows_the_device_budget():
     assert blocked.block_voxels(cpu, 1, 35, 4) >= 19 * blocked.block_voxels(cpu, 20, 35, 4)
 
 
+def test_block_budget_counts_every_window_of_the_batch(monkeypatch):
+    """Memory per block stays within the budget however many windows a batch holds."""
+    seen = []
+    real = blocked.block_voxels
+    monkeypatch.setattr(blocked, "block_voxels", lambda *args: seen.append(args) or real(*args))
+    model = tiny()
+    for b in (1, 4):
+        experts, keys, omega, heads = class_inputs(model, b, 5)
+        with torch.no_grad():
+            blocked.mome_class_logits(experts, keys, omega, heads, model.router)
+    assert [args[1] for args in seen] == [5, 20]  # (window, class) pairs
+
+
 def test_fused_window_attention_equals_monai_explicit_attention():
     torch.manual_seed(0)
     fused = MoMESwinUNETR(1, 12).eval()

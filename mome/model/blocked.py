@@ -30,7 +30,8 @@ MIN_BLOCK_VOXELS = 1024
 
 
 def block_voxels(device: torch.device, classes: int, values_per_class: int, element_bytes: int) -> int:
-    """Voxels per block so that ``classes × values_per_class`` intermediates fit the device's budget."""
+    """Voxels per block (of each window in the batch) so that ``classes × values_per_class``
+    intermediates per voxel fit the device's budget; ``classes`` counts every (window, class) pair."""
     budget = CUDA_BLOCK_BYTES if device.type == "cuda" else CPU_BLOCK_BYTES
     per_voxel = max(1, classes * values_per_class * element_bytes)
     return max(MIN_BLOCK_VOXELS, budget // per_voxel)
@@ -74,7 +75,7 @@ def mome_class_logits(
     out = torch.empty(b, k, key_flat.shape[-1], dtype=dtype, device=experts.device)
     # gate logits + gates (N_E each), fused features (D), two hidden layers (h each), the logit
     values = 2 * n_e + d + 2 * layers[0][0].shape[1] + 1
-    step = block_voxels(experts.device, k, values, dtype.itemsize)
+    step = block_voxels(experts.device, b * k, values, dtype.itemsize)
     for start in range(0, key_flat.shape[-1], step):
         block = slice(start, start + step)
         logits = torch.baddbmm(bias, q, key_flat[:, :, block]).view(b, k, n_e, -1)
@@ -111,7 +112,7 @@ def universal_class_logits(shared: torch.Tensor, heads: list[tuple[torch.Tensor,
     layers = _flat_heads(heads[1:])
     flat = shared.flatten(2)
     out = torch.empty(b, k, flat.shape[-1], dtype=dtype, device=shared.device)
-    step = block_voxels(shared.device, k, 2 * h + 1, dtype.itemsize)
+    step = block_voxels(shared.device, b * k, 2 * h + 1, dtype.itemsize)
     for start in range(0, flat.shape[-1], step):
         block = slice(start, start + step)
         hidden = torch.baddbmm(b1, w1, flat[:, :, block]).relu_().view(b * k, h, -1)

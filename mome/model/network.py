@@ -24,8 +24,8 @@ class MoME(nn.Module):
     Only the requested K classes are computed: the backbone and the experts run once per image; the
     router, fusion and heads run per class. In training they run on whole tensors, in chunks of
     ``class_chunk`` classes; at inference (no autograd) on blocks of voxels for all classes at once
-    (``blocked.py``: the same values, several times faster), so that memory stays bounded however
-    many structures are prompted. Each class gets its own sigmoid channel, so an organ and its
+    (``blocked.py``: the same values, faster, benchmarks/optimisations.py), so that memory stays
+    bounded however many structures are prompted. Each class gets its own sigmoid channel, so an organ and its
     tumour may overlap.
 
     Args:
