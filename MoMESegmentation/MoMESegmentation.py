@@ -29,12 +29,17 @@ class MoMESegmentation(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["MoME developers"]
         self.parent.helpText = _(
-            "Type the structures you want (e.g. <i>liver, spleen, left kidney</i>) and click <b>Segment</b>: "
+            "Type the structures you want (e.g. <i>liver, stomach, aorta</i>) and click <b>Segment</b>: "
             "MoME, a Mixture of Vision-Language Medical Experts, creates one labelled, coloured, terminology-coded "
-            "segment per structure on exactly the CT's grid. Running it again updates the segments of the same name "
-            "and asks before replacing segments you edited. <i>Load sample CT</i> gives a CT to try it on.<br>"
+            "segment per structure on exactly the CT's grid. Under the list, each structure shows how far the "
+            "selected model can be trusted with it (validated, weak, not validated, with the figures). Structures "
+            "the model has not learned, or was never trained on (zero-shot), are refused unless you tick the "
+            "check box that appears for them; they are then named e.g. <i>spleen (not learned)</i>. A volume that "
+            "does not look like a CT in Hounsfield units is stopped with a dialog that says why. Running it again "
+            "updates the segments of the same structure and asks before replacing segments you edited. "
+            "<i>Load sample CT</i> gives a CT to try it on.<br>"
             "Supported: {supported} (Python 3.12). Scripting: "
-            "<code>slicer.util.getModuleLogic('MoMESegmentation').segment(volumeNode, 'liver, spleen')</code>.<br>"
+            "<code>slicer.util.getModuleLogic('MoMESegmentation').segment(volumeNode, 'liver, aorta')</code>.<br>"
             'See <a href="https://github.com/mome-seg/SlicerMoME">the project page</a>.'
         ).format(supported=SUPPORTED)
         self.parent.acknowledgementText = _(
@@ -106,7 +111,8 @@ class MoMESegmentationWidget(ScriptedLoadableModuleWidget):
 
 class MoMESegmentationTest(ScriptedLoadableModuleTest):
     """What a user does, in Slicer: load a CT, segment it with the bundled model through the logic,
-    check names, terminology and geometry, update the segmentation, cancel a run. The same checks
+    check names, terminology and geometry, update the segmentation, cancel a run, be stopped before
+    a guess (a structure the model has not learned, a blank volume). The same checks
     (``MoMESegmentationLib/user_workflow.py``) run under pytest with slicer-core."""
 
     def setUp(self):
@@ -116,6 +122,7 @@ class MoMESegmentationTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_volume_export_keeps_geometry()
         self.test_segment_update_and_cancel()
+        self.test_refusals()
 
     def test_volume_export_keeps_geometry(self):
         from MoMESegmentationLib import user_workflow
@@ -134,3 +141,10 @@ class MoMESegmentationTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Updated the segmentation, keeping a segment drawn by hand")
         user_workflow.check_cancel(logic, volume, fast=True)
         self.delayDisplay("A cancelled run leaves nothing behind")
+
+    def test_refusals(self):
+        from MoMESegmentationLib import user_workflow
+
+        logic = MoMESegmentationLogic()
+        user_workflow.check_refusals(logic, user_workflow.ct_volume(logic))
+        self.delayDisplay("Guesses are refused unless opted in; a blank volume is stopped before a run")

@@ -50,6 +50,7 @@ def test_nifti_ras_geometry_and_values_preserved(shared_data: Path) -> None:
     assert loaded.image.GetPixelID() == sitk.sitkInt16  # int32 file, values fit int16
     np.testing.assert_array_equal(sitk.GetArrayViewFromImage(loaded.image), sitk.GetArrayViewFromImage(direct))
     assert loaded.dicom_files is None and loaded.warnings == []
+    assert loaded.input_check.ok  # a real CT in HU
     assert loaded.source == path
 
 
@@ -224,13 +225,13 @@ def test_4d_rejected_but_single_timepoint_accepted(ct_nifti: Path, tmp_path: Pat
         ("normalised.nrrd", lambda a: ((a - a.min()) / (a.max() - a.min())).astype(np.float32)),
     ],
 )
-def test_non_hu_intensities_warn(ct_nifti: Path, tmp_path: Path, name: str, transform) -> None:
+def test_non_hu_intensities_fail_the_input_check(ct_nifti: Path, tmp_path: Path, name: str, transform) -> None:
     volume = sitk.ReadImage(str(ct_nifti))
     converted = sitk.GetImageFromArray(transform(sitk.GetArrayFromImage(volume).astype(np.float64)))
     converted.CopyInformation(volume)
     sitk.WriteImage(converted, str(tmp_path / name))
     loaded = read_ct(tmp_path / name)
-    assert any("do not look like Hounsfield units; results may be poor" in w for w in loaded.warnings)
+    assert not loaded.input_check.ok and loaded.input_check.code == "no_air", loaded.input_check
     assert loaded.image.GetPixelID() in (sitk.sitkInt16, sitk.sitkFloat32)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,13 @@ from mome.io import (
     write_labelmap,
     write_seg_nrrd,
     write_statistics,
+)
+from mome.io.legend import (
+    labelmap_overlaps,
+    legend_paths,
+    overlap_lines,
+    write_itksnap_labels,
+    write_slicer_color_table,
 )
 from mome.io.preview import _orient_lps
 from mome.vocabulary.codes import Code, SegmentDescriptor
@@ -285,25 +293,74 @@ def test_seg_nrrd_without_overlap_is_3d(ct: sitk.Image, masks: list[np.ndarray],
 
 
 def test_statistics_volume_and_hu(ct: sitk.Image, masks: list[np.ndarray], tmp_path: Path) -> None:
-    rows = structure_statistics(masks, ct, SEGMENTS)
+    rows = structure_statistics(masks, ct, SEGMENTS, [{"status": "weak"}, {"status": "x"}, {"status": "y"}])
     voxel_ml = np.prod(ct.GetSpacing()) / 1000
     values = sitk.GetArrayViewFromImage(ct)
-    for row, mask, segment in zip(rows, masks, SEGMENTS, strict=True):
-        assert row["key"] == segment.key and row["voxel_count"] == int(mask.sum())
-        assert row["volume_ml"] == pytest.approx(mask.sum() * voxel_ml)
-        assert row["mean_hu"] == pytest.approx(values[mask].mean())
-        assert row["min_hu"] == values[mask].min() and row["max_hu"] == values[mask].max()
+    for value, (row, mask, segment) in enumerate(zip(rows, masks, SEGMENTS, strict=True), start=1):
+        assert row["label_value"] == value and row["key"] == segment.key and row["voxel_count"] == int(mask.sum())
+        assert row["volume_ml"] == pytest.approx(mask.sum() * voxel_ml, abs=0.005)  # to 0.01 mL
+        assert row["mean_hu"] == pytest.approx(values[mask].mean(), abs=0.05)  # to 0.1 HU
+        assert row["min_hu"] == values[mask].min() and isinstance(row["min_hu"], int)  # int16 CT: whole HU
+    assert rows[0]["status"] == "weak"
     assert 20 < rows[0]["mean_hu"] < 200  # contrast-free-to-portal liver, a real HU sanity check
+    # The tumour lies inside the liver and wins there in a label map; the CSV says so.
+    tumour = int(masks[1].sum())
+    assert rows[0]["labelmap_voxels"] == rows[0]["voxel_count"] - tumour
+    assert f"{tumour} under liver tumour (value 2)" in rows[0]["labelmap_note"]
+    assert rows[1]["labelmap_voxels"] == tumour and rows[1]["labelmap_note"] == ""
+    labels = to_label_map(masks)
+    assert [int((labels == r["label_value"]).sum()) for r in rows] == [r["labelmap_voxels"] for r in rows]
     empty = structure_statistics([np.zeros_like(masks[0])], ct, SEGMENTS[:1])[0]
     assert empty["voxel_count"] == 0 and empty["mean_hu"] is None
 
     write_statistics(tmp_path / "s.csv", rows)
-    with (tmp_path / "s.csv").open() as handle:
-        table = list(csv.DictReader(handle))
+    text = (tmp_path / "s.csv").read_text()
+    assert not any(len(number) > 9 for number in re.findall(r"-?\d+\.\d+", text)), "unrounded numbers"
+    table = list(csv.DictReader(text.splitlines()))
+    assert list(table[0])[:3] == ["label_value", "key", "name"]
     assert [r["key"] for r in table] == [s.key for s in SEGMENTS]
-    assert float(table[0]["volume_ml"]) == pytest.approx(rows[0]["volume_ml"])
+    assert float(table[0]["volume_ml"]) == rows[0]["volume_ml"]
     write_statistics(tmp_path / "s.json", rows)
     assert json.loads((tmp_path / "s.json").read_text()) == rows
+
+
+# --- label-map legends ---------------------------------------------------------------------------
+
+
+def test_legends_name_every_value_and_state_the_overlap(ct: sitk.Image, masks: list[np.ndarray],
+                                                        tmp_path: Path) -> None:
+    paths = legend_paths(tmp_path / "labels.nii.gz")
+    assert {k: p.name for k, p in paths.items()} == {"legend_slicer": "labels.ctbl",
+                                                      "legend_itksnap": "labels.itksnap.txt"}
+    overlaps = labelmap_overlaps(masks)
+    assert [(o.hidden, o.shown, o.voxels) for o in overlaps] == [(0, 1, int(masks[1].sum()))]
+    notes = overlap_lines(SEGMENTS, overlaps)
+    write_slicer_color_table(paths["legend_slicer"], SEGMENTS, notes, "labels.nii.gz")
+    write_itksnap_labels(paths["legend_itksnap"], SEGMENTS, notes, "labels.nii.gz")
+
+    # Slicer reads the colour table with its own storage node (slicer-core).
+    slicer = pytest.importorskip("slicer", reason="slicer-core is needed to read the colour table back")
+    scene = slicer.vtkMRMLScene()
+    table = slicer.vtkMRMLColorTableNode()
+    scene.AddNode(table)
+    storage = slicer.vtkMRMLColorTableStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(paths["legend_slicer"]))
+    assert storage.ReadData(table) == 1
+    assert [table.GetColorName(i) for i in range(table.GetNumberOfColors())] == ["Background"] + [
+        s.name for s in SEGMENTS]
+    rgba = [0.0] * 4
+    table.GetColor(3, rgba)
+    assert np.allclose(rgba[:3], np.array(SEGMENTS[2].color) / 255)
+    assert "where structures overlap, the later prompt wins" in paths["legend_slicer"].read_text()
+
+    # ITK-SNAP's label description format: IDX R G B A VIS MSH "LABEL" after '#' comments.
+    rows = [line for line in paths["legend_itksnap"].read_text().splitlines() if not line.startswith("#")]
+    parsed = [re.fullmatch(r'\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([01])\s+([01])\s+"(.*)"', r) for r in rows]
+    assert all(parsed), rows
+    assert [(int(m[1]), m[8]) for m in parsed] == [(0, "Clear Label")] + [(i + 1, s.name) for i, s in
+                                                                          enumerate(SEGMENTS)]
+    assert tuple(int(v) for v in parsed[1].groups()[1:4]) == SEGMENTS[0].color
 
 
 # --- preview -----------------------------------------------------------------------------------------

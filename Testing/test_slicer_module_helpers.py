@@ -42,9 +42,9 @@ def test_completion_works_on_the_item_under_the_cursor():
 
 
 def test_presets_add_their_structures_once():
-    text = add_preset("Liver", "abdominal organs")
-    assert text.startswith("Liver, spleen, right kidney") and text.lower().count("liver") == 1
-    assert add_preset(text, "abdominal organs") == text
+    text, left_out = add_preset("Liver", "abdominal organs")  # no model given: everything is added
+    assert text.startswith("Liver, spleen, right kidney") and text.lower().count("liver") == 1 and not left_out
+    assert add_preset(text, "abdominal organs")[0] == text
 
 
 def test_typed_names_are_checked_with_suggestions():
@@ -53,7 +53,7 @@ def test_typed_names_are_checked_with_suggestions():
     assert "liver" in check.unknown["livr"]
     assert "Unknown: 'livr'" in check.summary()
     assert check_targets("liver, spleen").ok
-    free = check_targets("liver, appendix stump", allow_free_text=True)
+    free = check_targets("liver, appendix stump", allow_zero_shot=True)
     assert free.ok and len(free.names) == 2 and free.warnings
     assert not check_targets(" , ").ok
 
@@ -255,3 +255,191 @@ def test_status_line_says_what_happened_and_how_long_it_took():
     assert summary(outcome, None) == "Segmented 3 structures in 2 min 05 s on GPU."
     failed = JobOutcome(JobState.FAILED, error=translate_engine_error(2, "Unknown structure 'x'."), seconds=3)
     assert summary(failed, None).startswith("Failed after 3 s: MoME does not know")
+
+
+# -- reliability as the user types, presets, refusals in words ------------------------------------
+
+
+@pytest.fixture
+def mini(tmp_path, monkeypatch):
+    """The bundled default model's model.json (whatever this machine has installed or activated)."""
+    monkeypatch.setenv("MOME_HOME", str(tmp_path))
+    from mome.hub import resolve_model
+    from mome.package import read_package_json
+
+    meta = read_package_json(resolve_model(None))
+    assert (meta["name"], meta["version"]) == ("mome-mini", "1.1.0"), "the figures below are mome-mini 1.1.0's"
+    return meta
+
+
+def ui_texts() -> set[str]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "MoMESegmentation" / "Resources" / "UI" / "MoMESegmentation.ui").getroot()
+    return {s.text for s in root.iter("string") if s.text}
+
+
+def test_each_structure_shows_its_reliability_and_a_refused_one_turns_segment_off(mini):
+    from MoMESegmentationLib.parameters import ALLOW_NOT_LEARNED_LABEL, ALLOW_ZERO_SHOT_LABEL
+    from MoMESegmentationLib.targets import CAUTION, REFUSED
+
+    check = check_targets("liver, aorta", meta=mini)
+    assert check.ok and check.model == "mome-mini 1.1.0"
+    assert check.lines()[0] == (CAUTION, "liver — weak (Dice 0.66 on 1 patient never seen in training (ircad_1.1))")
+    assert check.lines()[1][1].startswith("aorta — not validated (never tested on a new patient; Dice 0.93")
+
+    check = check_targets("liver, spleen, liver tumor", meta=mini)
+    assert not check.ok and [r.name for r in check.refused] == ["spleen", "liver tumor"]
+    lines = dict((text.split(" — ")[0], (level, text)) for level, text in check.lines())
+    assert lines["spleen"] == (REFUSED, "spleen — not learned by mome-mini 1.1.0: refused "
+                                        "(Dice 0.00 on 1 patient never seen in training (ircad_1.1))")
+    assert lines["liver tumor"][0] == REFUSED and "never trained on it" in lines["liver tumor"][1]
+    advice = check.lines()[-1][1]
+    assert f"'{ALLOW_NOT_LEARNED_LABEL}'" in advice and f"'{ALLOW_ZERO_SHOT_LABEL}'" in advice
+    assert {ALLOW_NOT_LEARNED_LABEL, ALLOW_ZERO_SHOT_LABEL} <= ui_texts()  # the boxes the advice names exist
+
+    # Each opt-in lifts only its own kind of refusal, and says how the guess will be named.
+    only_not_learned = check_targets("liver, spleen, liver tumor", allow_not_learned=True, meta=mini)
+    assert [r.name for r in only_not_learned.refused] == ["liver tumor"] and not only_not_learned.ok
+    both = check_targets("liver, spleen, liver tumor", allow_not_learned=True, allow_zero_shot=True, meta=mini)
+    assert both.ok and "named 'spleen (not learned)'" in both.summary()
+    assert "named 'liver tumor (zero-shot)'" in both.summary()
+
+    # A name MoME does not know is zero-shot too: unknown (with suggestions) until opted in.
+    unknown = check_targets("liver, appendix stump", meta=mini)
+    assert not unknown.ok and "appendix stump" in unknown.unknown and ALLOW_ZERO_SHOT_LABEL in unknown.summary()
+    free = check_targets("liver, appendix stump", allow_zero_shot=True, meta=mini)
+    assert free.ok and "appendix stump — zero-shot (not a name MoME knows" in free.summary()
+    assert not any("is not a known structure" in w for w in free.warnings)  # said once, in its own line
+
+    # A package that forbids untrained structures: no opt-in helps, and the advice says so.
+    strict = dict(mini, text=dict(mini["text"], allows_free_text=False))
+    forbidden = check_targets("liver tumor", allow_zero_shot=True, meta=strict)
+    assert not forbidden.ok and "does not allow structures it was not trained on" in forbidden.summary()
+    assert ALLOW_ZERO_SHOT_LABEL not in forbidden.summary()
+
+
+def test_without_the_models_figures_the_names_are_still_checked_and_the_reason_shown():
+    check = check_targets("liver, aorta", model_problem="model package /x does not exist")
+    assert check.ok and "2 structure(s): liver, aorta" in check.summary()
+    assert "cannot be shown: model package /x does not exist" in check.summary()
+
+
+def test_presets_add_only_what_the_model_segments_and_name_the_rest(mini):
+    from MoMESegmentationLib.targets import preset_coverage
+
+    text, left_out = add_preset("", "abdominal organs", meta=mini)
+    assert text == "liver, stomach, duodenum, small bowel, colon, urinary bladder"
+    assert {r.name: r.status for r in left_out} == {
+        "spleen": "not_learned", "right kidney": "not_learned", "left kidney": "not_learned",
+        "gallbladder": "not_learned", "pancreas": "not_learned", "right adrenal gland": "zero_shot",
+        "left adrenal gland": "zero_shot", "rectum": "zero_shot"}
+    assert check_targets(text, meta=mini).ok  # what a preset adds never turns Segment off
+    assert preset_coverage("abdominal organs", None, mini) == (6, 14)
+
+    # Head and neck: mome-mini was never trained on any of it.
+    text, left_out = add_preset("liver", "head and neck", meta=mini)
+    assert text == "liver" and len(left_out) == 7 and {r.status for r in left_out} == {"zero_shot"}
+    text, left_out = add_preset("", "head and neck", meta=mini, allow_zero_shot=True)
+    assert not left_out and text == ("left parotid gland, right parotid gland, brainstem, spinal cord, mandible, "
+                                     "larynx, esophagus")
+    # A model trained on them (no figures yet: "not validated") gets all seven, none refused.
+    from mome.vocabulary import load_vocabulary, preset_classes
+
+    hn = {"name": "hn-model", "version": "1.0.0", "text": {"allows_free_text": True},
+          "classes": [{"key": c.key, "name": c.name} for c in preset_classes("head and neck", load_vocabulary())]}
+    assert preset_coverage("head and neck", None, hn) == (7, 7)
+    assert {r.status for r in check_targets(text, meta=hn).reliability} == {"not_validated"}
+
+
+def test_refusals_and_input_checks_from_the_engine_become_clinicians_words(mini):
+    """The engine's own error events (built by its own exception classes) in the panel's words."""
+    import numpy as np
+    from mome.inference.reliability import UnreliableStructureError, assess, refuse_unreliable
+    from mome.io.plausibility import ImplausibleInputError, check_ct_values
+    from mome.vocabulary import load_vocabulary, parse_prompts
+    from MoMESegmentationLib.errors import InputCheckError, RefusedStructuresError
+    from MoMESegmentationLib.parameters import ALLOW_NOT_LEARNED_LABEL, SEGMENT_ANYWAY_LABEL
+
+    classes = parse_prompts("liver, spleen", load_vocabulary()).classes
+    with pytest.raises(UnreliableStructureError) as refused:
+        refuse_unreliable(assess(classes, mini), mini)
+    event = {"event": "error", "message": str(refused.value), **refused.value.event_fields()}
+    error = translate_engine_error(2, event["message"], "Traceback (most recent call last): ...", [], event=event)
+    assert isinstance(error, RefusedStructuresError)
+    assert error.message.startswith("mome-mini 1.1.0 would only guess this structure, so MoME did not segment")
+    assert "spleen — not learned (Dice 0.00 on 1 patient never seen in training (ircad_1.1))" in error.message
+    assert f"tick '{ALLOW_NOT_LEARNED_LABEL}'" in error.message and "'spleen (not learned)'" in error.message
+    assert "mome-mini 1.1.0 segments: liver, stomach, small bowel" in error.message
+    for cli in ("--allow", "Traceback", "mome classes"):
+        assert cli not in error.message
+    assert "Traceback" in error.details
+    scripted = error.for_script().message
+    assert "pass allow_not_learned=True" in scripted and "tick" not in scripted
+
+    blank = check_ct_values(np.zeros((8, 8, 8), np.int16), "input.nrrd")
+    event = {"event": "error", "message": blank.message, **ImplausibleInputError(blank).event_fields()}
+    error = translate_engine_error(2, event["message"], "", [], event=event, renames={"input.nrrd": "'Patient CT'"})
+    assert isinstance(error, InputCheckError) and error.overridable and error.code == "constant"
+    assert error.message.startswith("This volume does not look like a CT in Hounsfield units.")
+    assert "Every voxel of 'Patient CT' has the value 0" in error.message and "input.nrrd" not in error.message
+    assert f"choose '{SEGMENT_ANYWAY_LABEL}'" in error.message and "--skip-input-check" not in error.message
+    assert "pass skip_input_check=True" in error.for_script().message
+
+    damaged = np.zeros((8, 8, 8), np.float32)
+    damaged[0, 0, 0] = np.nan
+    nan = check_ct_values(damaged, "input.nrrd")
+    error = translate_engine_error(2, nan.message, "", [], event={"input_check": nan.to_dict()})
+    assert isinstance(error, InputCheckError) and not error.overridable
+    assert error.message.startswith("This volume is damaged, so MoME will not segment it.")
+    assert SEGMENT_ANYWAY_LABEL not in error.message
+
+
+def test_after_a_run_each_structure_says_how_far_it_can_be_trusted(mini):
+    from mome.inference.reliability import assess
+    from mome.vocabulary import load_vocabulary, parse_prompts
+    from MoMESegmentationLib.logic import structure_lines
+    from MoMESegmentationLib.targets import CAUTION
+
+    classes = parse_prompts("liver, aorta, spleen", load_vocabulary()).classes
+    done = {"device": "cpu", "input_check": {"ok": True, "code": "ok"},
+            "classes": [{"key": c.key, "name": c.name, "voxels": v, **r.to_dict()}
+                        for c, r, v in zip(classes, assess(classes, mini), (900, 300, 0))]}
+    outcome = JobOutcome(JobState.SUCCEEDED, result=done, seconds=42)
+    text = summary(outcome, None)
+    assert text.startswith("Segmented 3 structures in 42 s on CPU.")
+    assert "Not validated as accurate: liver (weak), aorta (not validated)." in text
+    assert "Guesses you asked for: spleen (not learned)." in text
+    lines = structure_lines(outcome)
+    assert lines[0] == (CAUTION, "liver — weak (Dice 0.66 on 1 patient never seen in training (ircad_1.1))")
+    assert lines[2][1].startswith("spleen (not learned) — not learned (Dice 0.00") and "nothing found" in lines[2][1]
+
+    skipped = dict(done, input_check={"ok": False, "code": "no_air", "overridable": True})
+    assert "does not look like a CT" in summary(JobOutcome(JobState.SUCCEEDED, result=skipped, seconds=1), None)
+
+
+def test_examples_in_the_panel_and_its_docs_use_only_structures_the_default_model_segments(mini):
+    """Help text, placeholder, hints, docstring and README's Slicer examples never suggest a refusal."""
+    import re
+
+    from mome.inference.reliability import assess
+    from mome.vocabulary import load_vocabulary, parse_prompts
+
+    sources = {
+        "module help": ((REPO / "MoMESegmentation" / "MoMESegmentation.py").read_text(),
+                        [r"\(e\.g\. <i>([^<]+)</i>\)", r"segment\(volumeNode, '([^']+)'\)"]),
+        "logic docstring": ((REPO / "MoMESegmentation" / "MoMESegmentationLib" / "logic.py").read_text(),
+                            [r'segment\(volumeNode, "([^"]+)"', r'Segment ``prompts`` \("([^"]+)"\)']),
+        "parameters hint": ((REPO / "MoMESegmentation" / "MoMESegmentationLib" / "parameters.py").read_text(),
+                            [r"e\.g\. '([^']+)'"]),
+        "placeholder": ("\n".join(ui_texts()), [r"^e\.g\. (.+)$"]),
+        "README": ((REPO / "README.md").read_text(), [r'logic\.segment\(volume, "([^"]+)"']),
+    }
+    vocabulary = load_vocabulary()
+    for where, (text, patterns) in sources.items():
+        found = [m for pattern in patterns for m in re.findall(pattern, text, flags=re.M)]
+        assert len(found) >= len(patterns), f"{where}: an example went missing ({patterns})"
+        for prompt in found:
+            statuses = {r.name: r.status for r in assess(parse_prompts(prompt, vocabulary).classes, mini)}
+            refused = {n: s for n, s in statuses.items() if s in ("not_learned", "zero_shot")}
+            assert not refused, f"{where} suggests {prompt!r}, which mome-mini refuses: {refused}"

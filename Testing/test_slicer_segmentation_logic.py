@@ -5,7 +5,12 @@
   segmentation whose exported labelmap lies on exactly the volume's IJK→RAS, with names, colours,
   terminology and DICOM algorithm tags;
 * updating an existing segmentation: same-name segments replaced in place, other segments kept,
-  segments edited by hand (or drawn by hand) detected and only replaced when asked;
+  segments edited by hand (or drawn by hand) detected and only replaced when asked; guesses the
+  user opted into ("spleen (not learned)") never take a plain segment's place and never go stale,
+  and their reliability tags arrive in the MRML segments;
+* the checks before a run: structures the model would only guess are refused unless opted in, a
+  volume that does not look like CT stops the run unless the user (a stand-in dialog answer) or
+  the script chooses to segment anyway, and a damaged one always does;
 * the background process with real subprocesses: the real ``mome segment`` (random tiny model)
   reporting progress and its result, an engine error turned into readable words, cancel killing
   the whole process tree and leaving no output, a crash without an error event.
@@ -42,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "MoMESegmentation"))
 
 from MoMESegmentationLib import segmentation_io as sio  # noqa: E402
+from MoMESegmentationLib.errors import InputCheckError, RefusedStructuresError  # noqa: E402
 from MoMESegmentationLib.logic import MoMESegmentationLogic, summary  # noqa: E402
 from MoMESegmentationLib.parameters import SegmentationParameters  # noqa: E402
 from MoMESegmentationLib.process import EventKind, engine_command  # noqa: E402
@@ -270,15 +276,26 @@ def box(image: sitk.Image, bounds) -> np.ndarray:
     return mask
 
 
-def write_result(path: Path, reference: sitk.Image, masks: dict[str, np.ndarray]) -> Path:
-    """A result file as ``mome segment`` writes it, for vocabulary keys → masks."""
+def write_result(path: Path, reference: sitk.Image, masks: dict[str, np.ndarray],
+                 statuses: dict[str, str] | None = None) -> Path:
+    """A result file as ``mome segment`` writes it, for vocabulary keys → masks; ``statuses`` (key →
+    status) adds the reliability tags and, for opted-in ones, the marked names, as the engine does."""
+    from dataclasses import replace
+
+    from mome.cli.segment import EVIDENCE_TAG, RELIABILITY_TAG
+    from mome.inference.reliability import Reliability
     from mome.io.seg_nrrd import write_seg_nrrd
     from mome.vocabulary import load_vocabulary, slicer_terminology_entry
 
     vocabulary = load_vocabulary()
     classes = [vocabulary.get(key) for key in masks]
-    write_seg_nrrd(path, list(masks.values()), reference, [c.descriptor() for c in classes], "MoME test 1.0",
-                   [slicer_terminology_entry(c) for c in classes])
+    descriptors, tags = [c.descriptor() for c in classes], None
+    if statuses is not None:
+        found = [Reliability(c.key, c.name, statuses[c.key], f"Dice figure of {c.key}") for c in classes]
+        descriptors = [replace(d, name=r.display_name) for d, r in zip(descriptors, found)]
+        tags = [{RELIABILITY_TAG: r.label, EVIDENCE_TAG: r.reason} for r in found]
+    write_seg_nrrd(path, list(masks.values()), reference, descriptors, "MoME test 1.0",
+                   [slicer_terminology_entry(c) for c in classes], tags)
     return path
 
 
@@ -389,6 +406,210 @@ def test_edit_detection_ignores_how_slicer_stores_the_voxels(scene, lung_crop, t
     assert sio.edited_segments(node) == {liver_id: sio.EDITED}
 
 
+def names(node) -> list[str]:
+    return [node.GetSegmentation().GetSegment(s).GetName() for s in segment_ids(node)]
+
+
+def test_marked_guesses_never_take_a_plain_segments_place_and_never_go_stale(scene, lung_crop, tmp_path):
+    volume = volume_from_sitk(scene, lung_crop)
+    liver = box(lung_crop, (2, 10, 5, 30, 5, 30))
+    guess, better, other_guess = (box(lung_crop, b) for b in ((1, 8, 44, 58, 44, 58), (2, 9, 40, 56, 40, 56),
+                                                               (3, 7, 46, 54, 46, 54)))
+    assert sio.structure_of(" Spleen  (Not Learned)") == ("spleen", True)
+    assert sio.structure_of("liver tumor (zero-shot)") == ("liver tumor", True)
+    assert sio.structure_of("spleen") == ("spleen", False)
+
+    # An opted-in run: the guess is marked, and the tags the engine wrote arrive in MRML.
+    first = write_result(tmp_path / "1.seg.nrrd", lung_crop, {"liver": liver, "spleen": guess},
+                         {"liver": "weak", "spleen": "not_learned"})
+    node = sio.import_segmentation(scene, first, volume).segmentation_node
+    assert names(node) == ["liver", "spleen (not learned)"]
+    marked_id, marked = segment_by_name(node, "spleen (not learned)")
+    assert sio.get_tag(marked, sio.RELIABILITY_TAG) == "not learned"
+    assert sio.get_tag(marked, sio.EVIDENCE_TAG) == "Dice figure of spleen"
+    assert sio.get_tag(segment_by_name(node, "liver")[1], sio.RELIABILITY_TAG) == "weak"
+
+    # A later plain result of the structure (a model that learned it) replaces the guess in place:
+    # no stale "spleen (not learned)" is left beside it, and the old status goes with it.
+    plain = write_result(tmp_path / "2.seg.nrrd", lung_crop, {"spleen": better})
+    assert sio.plan_import(scene, plain, node).replace == ["spleen"]
+    report = sio.import_segmentation(scene, plain, volume, target_node=node)
+    assert report.replaced == ["spleen"] and report.untouched == ["liver"]
+    assert names(node) == ["liver", "spleen"] and segment_by_name(node, "spleen")[0] == marked_id
+    assert np.array_equal(segment_mask(scene, node, marked_id, volume), better)
+    assert sio.get_tag(node.GetSegmentation().GetSegment(marked_id), sio.RELIABILITY_TAG) is None
+
+    # A guess never takes the plain segment's place: it is added beside it, the plain one untouched.
+    again = write_result(tmp_path / "3.seg.nrrd", lung_crop, {"spleen": guess}, {"spleen": "not_learned"})
+    plan = sio.plan_import(scene, again, node)
+    assert (plan.add, plan.replace, plan.keep) == (["spleen (not learned)"], [], ["liver", "spleen"])
+    sio.import_segmentation(scene, again, volume, target_node=node)
+    assert names(node) == ["liver", "spleen", "spleen (not learned)"]
+    assert np.array_equal(segment_mask(scene, node, marked_id, volume), better)
+
+    # Another guess of the structure replaces the earlier guess only (renamed with its new mark).
+    guess_id, _ = segment_by_name(node, "spleen (not learned)")
+    zero_shot = write_result(tmp_path / "4.seg.nrrd", lung_crop, {"spleen": other_guess}, {"spleen": "zero_shot"})
+    assert sio.plan_import(scene, zero_shot, node).replace == ["spleen (zero-shot)"]
+    sio.import_segmentation(scene, zero_shot, volume, target_node=node)
+    assert names(node) == ["liver", "spleen", "spleen (zero-shot)"]
+    assert segment_by_name(node, "spleen (zero-shot)")[0] == guess_id
+    assert np.array_equal(segment_mask(scene, node, marked_id, volume), better)
+    assert sio.get_tag(node.GetSegmentation().GetSegment(guess_id), sio.RELIABILITY_TAG) == "zero-shot"
+
+    # A guess the user edited is theirs: a plain result asks before replacing it (and the plain one).
+    edited = other_guess.copy()
+    edited[5, 50, 50:56] = True
+    paint(scene, node, guess_id, volume, edited)
+    plan = sio.plan_import(scene, plain, node)
+    assert plan.protected == {"spleen": sio.EDITED} and plan.replace == []
+    report = sio.import_segmentation(scene, plain, volume, target_node=node)  # "keep mine"
+    assert report.kept_edited == ["spleen"] and names(node) == ["liver", "spleen", "spleen (zero-shot)"]
+    assert np.array_equal(segment_mask(scene, node, guess_id, volume), edited)
+    sio.import_segmentation(scene, plain, volume, target_node=node, replace_protected=True)
+    assert names(node) == ["liver", "spleen"]  # one segment per structure again
+    assert_no_stray_labels(node)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks before a run: refused structures and the input check
+# --------------------------------------------------------------------------------------------------
+
+
+def logic_with_bundled_model(scene, tmp_path, command=None) -> MoMESegmentationLogic:
+    """The logic with no installed model (the bundled mome-mini is the default), and an engine
+    command that only sleeps: these tests check what happens before and at the start of a run."""
+    (tmp_path / "temp").mkdir(exist_ok=True)
+    return MoMESegmentationLogic(scene, command=command or [sys.executable, "-c", "import time; time.sleep(60)"],
+                                 environment=dict(os.environ, MOME_HOME=str(tmp_path / "home")),
+                                 temp_root=tmp_path / "temp")
+
+
+def array_volume(scene, array: np.ndarray, name: str):
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((3.0, 3.0, 3.0))
+    return volume_from_sitk(scene, image, name)
+
+
+def test_the_logic_refuses_what_the_model_would_only_guess_unless_opted_in(scene, tmp_path):
+    from MoMESegmentationLib import user_workflow
+
+    logic = logic_with_bundled_model(scene, tmp_path)
+    volume = user_workflow.synthetic_ct(scene)
+    assert logic.input_check(volume).ok
+
+    with pytest.raises(RefusedStructuresError) as refused:  # the script's words; nothing started
+        logic.segment(volume, "liver, spleen, liver tumor", device="cpu")
+    message = refused.value.message
+    assert message.startswith("mome-mini 1.1.0 would only guess these structures")
+    assert "spleen — not learned (Dice 0.00" in message and "liver tumor — zero-shot" in message
+    assert "pass allow_not_learned=True and allow_zero_shot=True" in message
+    assert logic.job is None and not any((tmp_path / "temp").iterdir())
+
+    params = SegmentationParameters("liver, spleen, liver tumor", device="cpu", allow_not_learned=True)
+    with pytest.raises(RefusedStructuresError, match="liver tumor") as refused:  # one opt-in, one kind
+        logic.check_run(volume, params)
+    assert [r["name"] for r in refused.value.refused] == ["liver tumor"]
+
+    params.allow_zero_shot = True
+    job = logic.start(volume, params)
+    try:
+        args = job.arguments()
+        assert "--allow-not-learned" in args and "--allow-zero-shot" in args and "--skip-input-check" not in args
+        from mome.cli.main import build_parser
+
+        parsed = build_parser().parse_args(args[args.index("segment"):])
+        assert parsed.allow_not_learned and parsed.allow_zero_shot and not parsed.skip_input_check
+    finally:
+        logic.cancel()
+        logic.cleanup()
+
+
+def test_a_volume_that_is_not_ct_stops_the_run_unless_the_user_chooses_segment_anyway(scene, tmp_path):
+    from MoMESegmentationLib.parameters import SEGMENT_ANYWAY_LABEL
+
+    logic = logic_with_bundled_model(scene, tmp_path)
+    mri_like = array_volume(scene, np.random.default_rng(0).integers(0, 1000, (16, 24, 24)).astype(np.int16),
+                            "T1 MRI")
+    params = SegmentationParameters("liver, aorta", device="cpu")
+    asked = []
+
+    def answer(reply):
+        def dialog(error):  # the only stand-in: what the user clicks
+            asked.append(error)
+            return reply
+        return dialog
+
+    assert logic.confirm_run(mri_like, params, answer(False)) is None  # "Cancel": no run
+    (error,) = asked
+    assert isinstance(error, InputCheckError) and error.overridable and error.code == "no_air"
+    assert "'T1 MRI' has no air below -500 HU" in error.message and f"'{SEGMENT_ANYWAY_LABEL}'" in error.message
+    assert logic.job is None and not params.skip_input_check
+
+    confirmed = logic.confirm_run(mri_like, params, answer(True))  # "Segment anyway"
+    assert confirmed is not None and confirmed.skip_input_check and len(asked) == 2
+    job = logic.start(mri_like, confirmed)
+    try:
+        assert "--skip-input-check" in job.arguments()
+    finally:
+        logic.cancel()
+        logic.cleanup()
+
+    with pytest.raises(InputCheckError, match="pass skip_input_check=True"):  # a script is told its keyword
+        logic.segment(mri_like, "liver", device="cpu")
+    with pytest.raises(InputCheckError):  # the panel's start never runs it without the answer
+        logic.start(mri_like, params)
+
+    damaged = np.full((16, 24, 24), -1000.0, np.float32)
+    damaged[4:12, 6:18, 6:18] = 40.0
+    damaged[8, 12, 12] = np.nan
+    nan_volume = array_volume(scene, damaged, "broken export")
+    with pytest.raises(InputCheckError) as raised:
+        logic.confirm_run(nan_volume, params, answer(True))
+    assert not raised.value.overridable and "damaged" in raised.value.message and len(asked) == 2  # never asked
+    with pytest.raises(InputCheckError):
+        logic.segment(nan_volume, "liver", skip_input_check=True)  # damage is never overridden
+    assert logic.job is None or not logic.job.running
+
+
+@pytest.fixture(scope="module")
+def refusing_engine_jobs(tmp_path_factory):
+    """The real ``mome segment`` refusing a not-learned structure and a blank volume (both before
+    torch is imported: a few seconds each, run side by side)."""
+    folder = tmp_path_factory.mktemp("refusals")
+    ct = np.full((16, 24, 24), -1000, np.int16)
+    ct[4:12, 6:18, 6:18] = 40
+    sitk.WriteImage(sitk.GetImageFromArray(ct), str(folder / "ct.nrrd"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((16, 24, 24), np.int16)), str(folder / "input.nrrd"))
+    env = dict(engine_env(), MOME_HOME=str(folder / "home"))
+    jobs = {"refused": SegmentationJob(JobRequest(folder / "ct.nrrd", "liver, spleen", device="cpu"),
+                                       folder / "out1", command=engine_command(sys.executable), engine_root=REPO,
+                                       environment=env),
+            "blank": SegmentationJob(JobRequest(folder / "input.nrrd", "liver", device="cpu", input_label="Patient CT"),
+                                     folder / "out2", command=engine_command(sys.executable), engine_root=REPO,
+                                     environment=env)}
+    for job in jobs.values():
+        job.start()
+    yield {name: job.wait(timeout=180) for name, job in jobs.items()}
+    for job in jobs.values():
+        job.cancel()
+
+
+def test_the_engines_refusal_and_input_check_reach_the_user_in_words(refusing_engine_jobs):
+    refused = refusing_engine_jobs["refused"]
+    assert refused.state is JobState.FAILED and isinstance(refused.error, RefusedStructuresError)
+    assert refused.error.message.startswith("mome-mini 1.1.0 would only guess this structure")
+    assert "spleen — not learned (Dice 0.00 on 1 patient never seen in training" in refused.error.message
+    assert "mome-mini 1.1.0 segments: liver, stomach" in refused.error.message
+    assert "--allow" not in refused.error.message and "exit code: 2" in refused.error.details
+
+    blank = refusing_engine_jobs["blank"]
+    assert blank.state is JobState.FAILED and isinstance(blank.error, InputCheckError)
+    assert blank.error.overridable and blank.error.code == "constant"
+    assert "Every voxel of 'Patient CT' has the value 0" in blank.error.message  # the volume, not the temp file
+    assert "--skip-input-check" not in blank.error.message and "Segment anyway" in blank.error.message
+
+
 # --------------------------------------------------------------------------------------------------
 # The background process, with real subprocesses
 # --------------------------------------------------------------------------------------------------
@@ -405,9 +626,13 @@ def tiny_package(tmp_path_factory) -> Path:
     from stand_ins import random_package
     from mome.package import Preprocessing
 
+    from mome.package.evidence import Study, write_evidence
+
     folder = tmp_path_factory.mktemp("pkg") / "random-tiny"
     preprocessing = Preprocessing(spacing=(3.0, 3.0, 3.0), fast_spacing=(3.0, 3.0, 3.0), patch_size=(64, 64, 64))
     random_package("tiny", preprocessing=preprocessing).save(folder)
+    # Figures as a real package carries them: the liver weak, the spleen not learned (refused by default).
+    write_evidence(folder, Study("held_out", "0.0.0", "test: two patients", {"liver": (0.5, 2), "spleen": (0.0, 1)}))
     return folder
 
 
@@ -437,6 +662,10 @@ def test_real_engine_reports_progress_and_its_result_arrives_in_the_scene(scene,
     logic = MoMESegmentationLogic(scene, command=engine_command(sys.executable), engine_root=REPO,
                               environment=engine_env(), temp_root=tmp_path)
     params = SegmentationParameters(prompts="liver, spleen", model=str(tiny_package), device="cpu", fast=True)
+    with pytest.raises(RefusedStructuresError, match="spleen — not learned"):  # refused before anything starts
+        logic.run(volume, params)
+    assert logic.job is None
+    params.allow_not_learned = True
     events = []
     result = logic.run(volume, params, timeout=240, on_event=events.append)
 
@@ -450,12 +679,20 @@ def test_real_engine_reports_progress_and_its_result_arrives_in_the_scene(scene,
     assert result.outcome.result["device"] == "cpu"
 
     node = result.report.segmentation_node
-    assert [node.GetSegmentation().GetSegment(s).GetName() for s in segment_ids(node)] == ["liver", "spleen"]
+    # The guess the user opted into is marked in its name; each segment carries its reliability.
+    assert [node.GetSegmentation().GetSegment(s).GetName() for s in segment_ids(node)] == [
+        "liver", "spleen (not learned)"]
+    liver, spleen = (node.GetSegmentation().GetSegment(s) for s in segment_ids(node))
+    assert sio.get_tag(liver, sio.RELIABILITY_TAG) == "weak"
+    assert sio.get_tag(spleen, sio.RELIABILITY_TAG) == "not learned"
+    assert sio.get_tag(spleen, sio.EVIDENCE_TAG) == "Dice 0.00 on 1 patient never seen in training (test: two patients)"
     labelmap = export_labelmap(scene, node, segment_ids(node), volume)
     assert np.allclose(ijk_to_ras(labelmap), ijk_to_ras(volume), atol=1e-6)
     algorithm = sio.get_tag(node.GetSegmentation().GetNthSegment(0), sio.ALGORITHM_NAME_TAG)
     assert algorithm == "MoME random-test 0.0.0"
-    assert "Segmented 2 structures in" in summary(result.outcome, result.report)
+    text = summary(result.outcome, result.report)
+    assert "Segmented 2 structures in" in text and "Not validated as accurate: liver (weak)." in text
+    assert "Guesses you asked for: spleen (not learned)." in text
     assert not any(tmp_path.iterdir()), "the temporary input and outputs must be removed"
 
 
@@ -555,7 +792,7 @@ def test_a_failed_run_leaves_no_temporary_files(scene, tmp_path):
     temp_root.mkdir()
     logic = MoMESegmentationLogic(scene, command=[sys.executable, str(script)], temp_root=temp_root,
                               environment=dict(os.environ, FAKE_MODE="crash", FAKE_PIDS=str(tmp_path / "pids")))
-    result = logic.run(volume, SegmentationParameters("liver"), timeout=30)
+    result = logic.run(volume, SegmentationParameters("liver", skip_input_check=True), timeout=30)  # blank on purpose
     assert result.outcome.state is JobState.FAILED and result.report is None
     assert not any(temp_root.iterdir())
     assert summary(result.outcome, None).startswith("Failed after")

@@ -101,6 +101,75 @@ def test_modules_load_register_terminology_at_startup_and_expose_their_logic(rel
     assert Path(facts["engine_root"]) == REPO  # the bundled engine (here: the checkout)
 
 
+PANEL_CHECKS = """
+import numpy as np
+import MoMESegmentation
+from mome.io.plausibility import check_ct_values
+from MoMESegmentationLib.errors import InputCheckError, RefusedStructuresError
+from MoMESegmentationLib.parameter_node import parameterNode
+from MoMESegmentationLib.parameters import SegmentationParameters
+
+logic = MoMESegmentation.MoMESegmentationLogic()  # as Slicer creates it: its scene, PythonSlicer, environment
+
+# As the user types: the bundled model's figures, and what it refuses.
+typed = logic.check_structures(SegmentationParameters("liver, spleen"))
+opted = logic.check_structures(SegmentationParameters("liver, spleen", allow_not_learned=True))
+
+# Before a run: a blank volume made the way a script makes one, and the dialog's answer stood in.
+ct = np.full((12, 20, 20), -1000, np.int16)
+ct[3:9, 5:15, 5:15] = 40
+plausible = slicer.util.addVolumeFromArray(ct, name="phantom")
+blank = slicer.util.addVolumeFromArray(np.zeros((12, 20, 20), np.int16), name="blank CT")
+asked = []
+answer = logic.confirm_run(blank, SegmentationParameters("liver"), lambda error: asked.append(error.message) or False)
+ours = logic.input_check(plausible).measurements
+slicers = check_ct_values(slicer.util.arrayFromVolume(plausible), "x").measurements
+try:
+    logic.segment(blank, "liver")
+    scripted = None
+except InputCheckError as exc:
+    scripted = exc.message
+try:
+    logic.segment(plausible, "liver, spleen")
+    refused = None
+except RefusedStructuresError as exc:
+    refused = exc.message
+
+# The opt-ins are saved with the scene; "segment anyway" never is.
+node = parameterNode()
+node.prompts, node.allowNotLearned, node.allowZeroShot = "liver, spleen", True, False
+path = slicer.app.temporaryPath + "/scene.mrml"
+slicer.mrmlScene.SetURL(path)
+committed = slicer.mrmlScene.Commit()
+slicer.mrmlScene.Clear(0)
+slicer.mrmlScene.SetURL(path)
+slicer.mrmlScene.Import()
+loaded = parameterNode().runParameters()
+report(model=typed.model, typed_ok=typed.ok, typed_refused=[r.name for r in typed.refused], opted_ok=opted.ok,
+       answer=answer, asked=asked, same_measurements=ours == slicers, scripted=scripted, refused=refused,
+       committed=committed, loaded=vars(loaded), stored=sorted(parameterNode().parameterNode.GetParameterNames()))
+"""
+
+
+@pytest.mark.parametrize("release", ["v5.10.0", "v5.12.3"])
+def test_panel_checks_run_in_the_released_slicer_layer(release, tmp_path):
+    """The logic the panel calls as the user types and before a run, inside the released ``slicer``
+    package (``slicer.util`` makes the volumes), and the opt-ins in the scene's parameter node."""
+    facts, output = run_in_slicer(release, PANEL_CHECKS, tmp_path, env={"MOME_HOME": str(tmp_path / "home")})
+    assert facts["model"] == "mome-mini 1.1.0", output[-2000:]
+    assert not facts["typed_ok"] and facts["typed_refused"] == ["spleen"] and facts["opted_ok"]
+    assert facts["answer"] is None and len(facts["asked"]) == 1  # asked once; "Cancel" → no run
+    assert "Every voxel of 'blank CT' has the value 0" in facts["asked"][0]
+    assert facts["same_measurements"]  # the volume's voxels read as slicer.util.arrayFromVolume reads them
+    assert "pass skip_input_check=True" in facts["scripted"]
+    assert "pass allow_not_learned=True" in facts["refused"]
+    assert facts["committed"]
+    loaded = facts["loaded"]
+    assert (loaded["prompts"], loaded["allow_not_learned"], loaded["allow_zero_shot"]) == ("liver, spleen", True, False)
+    assert {"allowNotLearned", "allowZeroShot", "prompts"} <= set(facts["stored"]), facts["stored"]
+    assert loaded["skip_input_check"] is False and not any("skip" in name.lower() for name in facts["stored"])
+
+
 # ---------------------------------------------------------------------- the self-test's checks, under slicer-core
 slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
 if not hasattr(slicer, "vtkMRMLScene"):
@@ -160,6 +229,11 @@ def test_segment_update_and_cancel_as_a_user_does(logic):
     user_workflow.check_update(logic, volume, node, device="cpu", fast=True, timeout=600)
     user_workflow.check_cancel(logic, volume, fast=True)
     assert not any(Path(logic.temp_root).glob("MoME-*")), "temporary folders were left behind"
+
+
+def test_guesses_and_a_blank_volume_are_stopped_before_a_run_as_in_slicer(logic):
+    user_workflow.check_refusals(logic, user_workflow.synthetic_ct(logic.scene))
+    assert not any(Path(logic.temp_root).glob("MoME-*"))
 
 
 def test_a_failed_run_raises_a_message_for_the_user(logic):

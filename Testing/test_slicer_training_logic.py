@@ -426,6 +426,20 @@ def test_model_store_activate_rollback_compare_export(built, trained, tmp_path):
     assert comparison.dice[comparison.models[0]] != comparison.dice[comparison.models[1]]  # two real evaluations
     rows = comparison.rows()
     assert rows[-1][0] == "mean" and len(rows) == len(comparison.classes) + 1
+    # Each Dice with the cases behind it, then what each package records about the class: neither
+    # random package carries held-out figures; the fine-tuned one has its validation Dice from training.
+    assert comparison.headers() == ["Class", "tiny-base@1.0.0: Dice (n)", "tiny-base-ft@1.1.0: Dice (n)",
+                                    "tiny-base@1.0.0: recorded", "tiny-base-ft@1.1.0: recorded"]
+    for row, key in zip(rows, comparison.classes):
+        n = comparison.cases["tiny-base@1.0.0"][key]
+        assert 1 <= n <= len(held) and row[1] == f"{comparison.dice['tiny-base@1.0.0'][key]:.3f} (n={n})"
+        assert row[3] == "not validated"
+        assert row[4].startswith("not validated") and (comparison.recorded["tiny-base-ft@1.1.0"][key].training_dice
+                                                       is None or " when trained" in row[4])
+    assert any(r.training_dice is not None for r in comparison.recorded["tiny-base-ft@1.1.0"].values())
+    tips = comparison.tooltips()
+    assert "no accuracy figure for version 1.0.0" in tips[0][3]
+    assert len(tips) == len(rows) and all(len(t) == len(r) for t, r in zip(tips, rows))
 
     zip_path = logic.export_zip("tiny-base-ft", "1.1.0", tmp_path / "ft.zip")
     from mome.hub import ModelStore

@@ -14,9 +14,10 @@ import torch
 
 from mome.package import ModelPackage
 from mome.training.config import DataSection, OptimSection, TrainConfig
-from mome.training.prepared import TrainingData
+from mome.training.data import prepare_case
+from mome.training.prepared import PreparedData
 from mome.training.trainer import Trainer
-from training_fixtures import phantom_manifest
+from training_fixtures import phantom_manifest, write_phantom_case
 
 REPO = Path(__file__).resolve().parents[1]
 PATCH = (64, 64, 64)  # Swin UNETR needs multiples of 32
@@ -47,28 +48,69 @@ def prepared(tmp_path_factory):
     manifest = phantom_manifest(folder / "data", n_train=1, n_val=1)
     cfg = config(folder, manifest=str(manifest))
     trainer = Trainer(cfg, text_encoder=FixedText())
-    data = trainer.prepare_data()
-    return data, data.save(folder / "prepared")
+    return trainer, trainer.prepare_to(folder / "prepared")
 
 
 def test_round_trip_keeps_targets_exactly_and_images_to_half_precision(prepared):
-    data, folder = prepared
-    loaded = TrainingData.load(folder)
-    assert loaded.classes == data.classes == ["liver", "spleen"]
+    trainer, folder = prepared
+    loaded = PreparedData.open(folder)
+    assert loaded.classes == trainer.classes == ["liver", "spleen"]
     assert loaded.text_encoder == "fixed-test"
-    assert torch.equal(loaded.embeddings, data.embeddings)
+    assert torch.equal(loaded.embeddings, trainer.embeddings)
     assert [c.id for c in loaded.train] == ["case0"] and [c.id for c in loaded.val] == ["case1"]
-    for a, b in zip(data.train + data.val, loaded.train + loaded.val):
-        assert np.array_equal(a.target, b.target) and a.target.any()
-        assert np.array_equal(a.labelled, b.labelled)
-        assert np.abs(a.image - b.image).max() < 1e-3  # float16 steps are ~5e-4 in [0, 1]
+    for entry, case in zip(loaded.train + loaded.val, trainer.manifest.cases("train") + trainer.manifest.cases("val")):
+        direct = prepare_case(case, trainer.classes, (3.0, 3.0, 3.0), (-175.0, 250.0))
+        back = loaded.load(entry)
+        assert np.array_equal(direct.target, back.target) and direct.target.any()
+        assert np.array_equal(direct.labelled, back.labelled)
+        assert np.abs(direct.image - back.image).max() < 1e-3  # float16 steps are ~5e-4 in [0, 1]
     assert loaded.provenance["train_cases"] == ["phantom/case0"]
 
 
-def test_saving_never_replaces_an_existing_folder(prepared):
-    data, folder = prepared
+def test_crops_read_from_disk_equal_the_padded_case(prepared):
+    """A crop is read from the memory maps (bit-packed labels, partly outside the case); it must equal
+    the same box of the whole case zero-padded, which is what a crop of a padded volume would give."""
+    _, folder = prepared
+    data = PreparedData.open(folder)
+    entry = data.train[0]
+    whole = data.load(entry)
+    pad = 40  # more than any box below reaches outside
+    image = np.pad(whole.image, [(0, 0)] + [(pad, pad)] * 3)
+    target = np.pad(whole.target, [(0, 0)] + [(pad, pad)] * 3)
+    for start in [(-7, 3, 5), (30, -20, 41), (0, 0, 0), (-20, -20, -20), (13, 29, 3)]:
+        size = (17, 40, 27)
+        img, tgt = data.read_crop(entry, start, size)
+        box = tuple(slice(s + pad, s + pad + n) for s, n in zip(start, size))
+        np.testing.assert_array_equal(img, image[(slice(None), *box)])
+        np.testing.assert_array_equal(tgt, target[(slice(None), *box)])
+
+
+def test_preparing_in_worker_processes_gives_the_same_folder(prepared, tmp_path):
+    trainer, folder = prepared
+    trainer.cfg.data.prepare_workers = 2
+    try:
+        parallel = PreparedData.open(trainer.prepare_to(tmp_path / "parallel"))
+    finally:
+        trainer.cfg.data.prepare_workers = 1
+    serial = PreparedData.open(folder)
+    assert parallel.train + parallel.val == serial.train + serial.val  # entries: ids, shapes, points offsets
+    for name in ("image", "labels", "points"):
+        for a, b in zip(serial.train + serial.val, parallel.train + parallel.val):
+            assert (folder / f"{a.file}.{name}.npy").read_bytes() == (parallel.folder / f"{b.file}.{name}.npy").read_bytes()
+
+
+def test_preparing_never_replaces_an_existing_folder(prepared):
+    trainer, folder = prepared
     with pytest.raises(FileExistsError, match="already exists"):
-        data.save(folder)
+        trainer.prepare_to(folder)
+
+
+def test_a_folder_of_the_old_format_gets_a_clear_message(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "prepared.json").write_text(json.dumps({"format": "mome-prepared-data", "format_version": 1}))
+    with pytest.raises(ValueError, match=r"format 1 .*no longer reads.*--prepare-only NEW_FOLDER"):
+        PreparedData.open(old)
 
 
 def test_a_run_with_other_preprocessing_is_refused(prepared, tmp_path):
@@ -118,3 +160,19 @@ def test_config_paths_are_relative_to_the_config_file_and_model_names_stay_names
     assert a.base_model == str((tmp_path / "runs" / "base-1.0.0").resolve())
     assert a.data.manifest == str((folder / "m.yaml").resolve()) and a.data.prepared == str((folder / "prep").resolve())
     assert TrainConfig.load(folder / "b.yaml").base_model == "mome-mini@1.0.0"
+
+
+def test_a_run_from_a_manifest_reuses_its_preparation_until_the_data_changes(tmp_path):
+    manifest = phantom_manifest(tmp_path / "data", n_train=1, n_val=0)
+    cfg = config(tmp_path, manifest=str(manifest))
+
+    def index_after_preparing():
+        data = Trainer(cfg, text_encoder=FixedText()).prepare_data()
+        return data.key, (data.folder / "prepared.json").stat().st_mtime_ns
+
+    key, stamp = index_after_preparing()
+    assert index_after_preparing() == (key, stamp)  # reused, not written again
+    # Relabel the case in place (same file name): the preparation is stale and is made again.
+    write_phantom_case(tmp_path / "data", "case0", seed=5)
+    new_key, new_stamp = index_after_preparing()
+    assert new_key != key and new_stamp != stamp

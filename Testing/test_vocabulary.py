@@ -275,3 +275,47 @@ def test_term_json_lists_every_class_code(vocab: Vocabulary) -> None:
     for cls in vocab:
         modifier = cls.type_modifier.value if cls.type_modifier else None
         assert (cls.category.value, cls.type.value, modifier) in listed, cls.key
+
+
+# -- head-and-neck organs at risk (OpenKBP) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("left parotid", "parotid_gland_left"),
+        ("parotid gland left", "parotid_gland_left"),
+        ("LeftParotid", "parotid_gland_left"),  # OpenKBP's file name
+        ("Parotid_R", "parotid_gland_right"),  # TG-263
+        ("rt parotid gland", "parotid_gland_right"),
+        ("brain stem", "brainstem"),
+        ("Brainstem", "brainstem"),
+        ("mandible", "mandible"),
+        ("lower jaw", "mandible"),
+        ("Bone_Mandible", "mandible"),
+        ("larynx", "larynx"),
+        ("SpinalCord", "spinal_cord"),
+        ("oesophagus", "esophagus"),
+    ],
+)
+def test_head_and_neck_prompts(vocab: Vocabulary, text: str, key: str) -> None:
+    assert parse_prompts(text, vocab).keys == [key]
+
+
+def test_head_and_neck_codes_and_sides(vocab: Vocabulary) -> None:
+    # SNOMED CT codes as DICOM PS3.16 lists them (CID 4031 / 4028 / 7140); see tools/build_vocabulary.py.
+    expected = {"parotid_gland_left": "45289007", "parotid_gland_right": "45289007", "brainstem": "119238007",
+                "mandible": "91609006", "larynx": "4596009", "spinal_cord": "2748008", "esophagus": "32849002"}
+    for key, code in expected.items():
+        cls = vocab.get(key)
+        assert cls.type.value == code and cls.category.value == "123037004", key
+    left, right = vocab.get("parotid_gland_left"), vocab.get("parotid_gland_right")
+    assert (left.laterality, left.type_modifier.value) == ("left", "7771000")
+    assert (right.laterality, right.type_modifier.value) == ("right", "24028007")
+    assert left.color != right.color
+    # An unpaired name means both sides, with a warning, like "kidneys".
+    parsed = parse_prompts("parotid glands, brainstem", vocab)
+    assert parsed.keys == ["parotid_gland_left", "parotid_gland_right", "brainstem"] and len(parsed.warnings) == 1
+    # The Slicer terminology carries them, so a drawn "Parotid gland, Left" segment maps back.
+    fields = slicer_terminology_entry(left).split("~")
+    assert fields[2:4] == ["SCT^45289007^Parotid gland", "SCT^7771000^Left"]

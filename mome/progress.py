@@ -3,7 +3,8 @@
 ``--progress bar`` draws a tqdm bar on a terminal; ``--progress json`` writes one JSON object per
 line to stdout — ``{"event": "progress", "stage": ..., "fraction": 0..1, "message": ...}`` plus any
 extra fields — which is what the Slicer modules read from the background process. Final results
-are ``{"event": "done", ...}`` and failures ``{"event": "error", "message": ..., "details": ...}``.
+are ``{"event": "done", ...}`` and failures ``{"event": "error", "message": ..., "details": ...}`` plus
+any structured fields of the failure (e.g. ``input_check`` or ``refused`` from ``mome segment``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class Progress(Protocol):
 
     def done(self, **result: Any) -> None: ...
 
-    def error(self, message: str, details: str = "") -> None: ...
+    def error(self, message: str, details: str = "", **fields: Any) -> None: ...
 
 
 class NullProgress:
@@ -29,7 +30,7 @@ class NullProgress:
     def done(self, **result: Any) -> None:
         pass
 
-    def error(self, message: str, details: str = "") -> None:
+    def error(self, message: str, details: str = "", **fields: Any) -> None:
         pass
 
 
@@ -50,8 +51,8 @@ class JsonLinesProgress:
     def done(self, **result: Any) -> None:
         self._emit({"event": "done", **result})
 
-    def error(self, message: str, details: str = "") -> None:
-        self._emit({"event": "error", "message": message, "details": details})
+    def error(self, message: str, details: str = "", **fields: Any) -> None:
+        self._emit({"event": "error", "message": message, "details": details, **fields})
 
 
 class BarProgress:
@@ -71,7 +72,7 @@ class BarProgress:
         self.bar.n = 1000
         self.bar.close()
 
-    def error(self, message: str, details: str = "") -> None:
+    def error(self, message: str, details: str = "", **fields: Any) -> None:
         self.bar.close()
 
 

@@ -19,6 +19,11 @@ Provenance of every field
   Left/Right modifier; lesions are category "Morphologically Altered Structure" + "Neoplasm" (or
   "Cyst") with the organ as anatomic region. Each code carries a comment on how sure we are.
 * **Names, synonyms, kinds, colours of the Universal-Model-only classes**: written here by hand.
+* **Head-and-neck organs at risk** (``OTHER_CLASSES``: parotid glands, brainstem, mandible, larynx),
+  the structures OpenKBP (Babier et al., Med Phys 2021) contours besides the spinal cord and the
+  oesophagus, which TotalSegmentator already has. Neither template nor CSV has them; their SNOMED CT
+  codes are those DICOM PS3.16 lists in its context groups (named at each code), with the usual
+  category and Left/Right type modifier; names, synonyms and colours are written here by hand.
 
 Re-run after changing anything here (the outputs are committed)::
 
@@ -239,6 +244,55 @@ UM_ONLY: dict[str, dict[str, Any]] = {
     },
 }
 
+# Classes outside both the Universal Model template and TotalSegmentator "total": head-and-neck
+# organs at risk (OpenKBP). Codes from DICOM PS3.16 context groups (looked up in the CID tables as
+# the FHIR value sets of github.com/bvdh/dicom-terminology-in-fhir render them, DICOM 2022 edition;
+# originals at https://dicom.nema.org/medical/dicom/current/output/chtml/part16/): sure for all five.
+PAROTID = sct("45289007", "Parotid gland")  # CID 4031 Common Anatomic Regions
+OTHER_CLASSES: dict[str, dict[str, Any]] = {
+    "parotid_gland_left": {
+        "name": "left parotid gland",
+        "kind": "organ",
+        "laterality": "left",
+        "category": ANATOMICAL_STRUCTURE,
+        "type": PAROTID,
+        "type_modifier": LEFT,  # paired organs carry the side as type modifier, like the kidneys
+        "color": [255, 170, 120],
+    },
+    "parotid_gland_right": {
+        "name": "right parotid gland",
+        "kind": "organ",
+        "laterality": "right",
+        "category": ANATOMICAL_STRUCTURE,
+        "type": PAROTID,
+        "type_modifier": RIGHT,
+        "color": [215, 130, 85],
+    },
+    "brainstem": {
+        "name": "brainstem",
+        "kind": "organ",
+        "category": ANATOMICAL_STRUCTURE,
+        # "Brain stem" 119238007: CID 7140 (Brain Structure for Volumetric Measurement) and CID 7153
+        # (CNS Segmentation Type); no DICOM context group lists another brainstem code.
+        "type": sct("119238007", "Brain stem"),
+        "color": [200, 150, 220],
+    },
+    "mandible": {
+        "name": "mandible",
+        "kind": "bone",
+        "category": ANATOMICAL_STRUCTURE,
+        "type": sct("91609006", "Mandible"),  # CID 4031 and CID 4028 Craniofacial Anatomic Regions
+        "color": [235, 235, 190],
+    },
+    "larynx": {
+        "name": "larynx",
+        "kind": "organ",
+        "category": ANATOMICAL_STRUCTURE,
+        "type": sct("4596009", "Larynx"),  # CID 4031 and CID 4028
+        "color": [90, 200, 170],
+    },
+}
+
 # Synonyms by key (full spellings). Sides may be written in any position/abbreviation at lookup
 # time, so "kidney left" or "L kidney" need not be listed.
 SYNONYMS: dict[str, list[str]] = {
@@ -267,6 +321,15 @@ SYNONYMS: dict[str, list[str]] = {
     "lung_tumor": ["lung tumour", "pulmonary tumor", "pulmonary tumour"],
     "colon_tumor": ["colon tumour", "colonic tumor", "colonic tumour"],
     "kidney_cyst": ["renal cyst"],
+    # Head and neck. Run-together names are OpenKBP's file names ("LeftParotid.csv") and AAPM TG-263
+    # standard RT structure names ("SpinalCord", "Bone_Mandible", "Parotid_L": that one would resolve
+    # anyway, but listed it shows users of `mome classes` that RT names work).
+    "spinal_cord": ["SpinalCord"],
+    "parotid_gland_left": ["left parotid", "LeftParotid", "Parotid_L"],
+    "parotid_gland_right": ["right parotid", "RightParotid", "Parotid_R"],
+    "brainstem": ["brain stem", "truncus encephali"],
+    "mandible": ["lower jaw", "jaw bone", "jawbone", "Bone_Mandible", "mandibula"],
+    "larynx": ["voice box"],
 }
 
 # TotalSegmentator base names (side removed) whose display name is not just the words of the name.
@@ -502,6 +565,11 @@ def build_entries(csv_rows: dict[str, dict[str, str]], ts_labels: dict[int, str]
         synonyms = [*SYNONYMS.get(key, []), *ts_synonyms, ts.replace("_", " ")]
         extra = {"laterality": side, "kind": ts_kind(ts), "parent": parent, "totalseg": ts, "totalseg_id": ts_id}
         entries.append(make_entry(key, name, name, synonyms, codes_from_row(csv_rows[ts]), **extra))
+
+    for key, spec in OTHER_CLASSES.items():
+        codes = {k: spec.get(k) for k in (*CODE_FIELDS, "color")}
+        extra = {k: spec[k] for k in ("laterality", "kind", "parent") if k in spec}
+        entries.append(make_entry(key, spec["name"], spec["name"], SYNONYMS.get(key, []), codes, **extra))
     return entries
 
 
@@ -538,6 +606,11 @@ def header(csv_sha256: str, labels_path: Path) -> dict[str, Any]:
             {
                 "what": "codes, names, synonyms and colours of Universal-Model-only classes",
                 "where": "written by the MoME developers in tools/build_vocabulary.py",
+            },
+            {
+                "what": "SNOMED CT codes of the head-and-neck organs at risk (parotids, brainstem, mandible, larynx)",
+                "where": "DICOM PS3.16 context groups CID 4031, 4028, 7140, 7153 (per code: tools/build_vocabulary.py)",
+                "use": "codes only; names, synonyms and colours written by the MoME developers",
             },
         ],
         "snomed_ct_note": (
@@ -580,7 +653,10 @@ script and re-run it rather than editing these files.
   names and order of its 32 template classes are used (two misspellings corrected).
 * **SNOMED CT** concept identifiers label segments, as DICOM PS3.16 does. SNOMED CT is a registered
   trademark of SNOMED International. Codes for classes absent from the TotalSegmentator CSV were
-  chosen by the MoME developers; `tools/build_vocabulary.py` notes how sure each one is.
+  chosen by the MoME developers; `tools/build_vocabulary.py` notes how sure each one is. Those of the
+  head-and-neck organs at risk (parotid glands, brainstem, mandible, larynx) are the codes DICOM
+  PS3.16 lists for them (CID 4031 Common Anatomic Regions, CID 4028 Craniofacial Anatomic Regions,
+  CID 7140 Brain Structure for Volumetric Measurement, CID 7153 CNS Segmentation Type).
 """
 
 
@@ -614,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out_dir / "MoME.term.json").write_text(json.dumps(context, indent=2) + "\n", encoding="utf-8")
     notice = NOTICE.replace("{version}", TOTALSEG_VERSION).replace("{sha256}", csv_sha256)
     (args.out_dir / "NOTICE.md").write_text(notice, encoding="utf-8")
-    counts = f"{len(UM_CLASSES)} Universal Model, {len(ts_labels)} TotalSegmentator"
+    counts = f"{len(UM_CLASSES)} Universal Model, {len(ts_labels)} TotalSegmentator, {len(OTHER_CLASSES)} others"
     print(f"wrote {len(entries)} classes ({counts}) to {args.out_dir}")
     return 0
 

@@ -4,13 +4,28 @@ The engine reports failures as ``{"event": "error", "message": ..., "details": .
 are already written for users) or, when it crashes, only through its exit code and log. This module
 turns both into a :class:`FriendlyError` whose ``message`` says what happened and what to do, and
 whose ``details`` keep everything a developer needs (engine message, traceback, last log lines).
+
+Two refusals carry their reasons as data (the engine's ``error`` event has them as ``refused`` and
+``input_check``; the logic finds the same before it starts the engine): :class:`RefusedStructuresError`
+(structures the model would only guess) and :class:`InputCheckError` (a volume that does not look
+like CT in Hounsfield units). Their messages name the panel's check box or button, or, for a
+script, the keyword argument that overrides them (:meth:`for_script`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from .parameters import (
+    ALLOW_NOT_LEARNED_ARGUMENT,
+    ALLOW_NOT_LEARNED_LABEL,
+    ALLOW_ZERO_SHOT_ARGUMENT,
+    ALLOW_ZERO_SHOT_LABEL,
+    SEGMENT_ANYWAY_LABEL,
+    SKIP_INPUT_CHECK_ARGUMENT,
+)
 from .process import EXIT_CANCELLED, EXIT_REQUEST_ERROR
 
 
@@ -24,6 +39,99 @@ class FriendlyError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+PANEL, SCRIPT = "panel", "script"  # who reads a message: how to override differs
+
+
+class RefusedStructuresError(FriendlyError):
+    """Structures the model would only guess, refused because the user did not opt in.
+
+    ``refused``: one dict per structure as the engine's ``error`` event lists them (``name``,
+    ``status`` ``not_learned``/``zero_shot``, ``status_label``, ``evidence``, ``display_name``).
+    ``offer``: the structures this model does segment; ``zero_shot_possible``: False when the
+    model's package forbids untrained structures (then no opt-in helps for them).
+    """
+
+    def __init__(self, refused: list[Mapping[str, Any]], model: str = "", offer: list[str] | None = None,
+                 zero_shot_possible: bool = True, details: str = "", audience: str = PANEL):
+        self.refused = [dict(r) for r in refused]
+        self.model = model or "The selected model"
+        self.offer = list(offer or [])
+        self.zero_shot_possible = zero_shot_possible
+        self.audience = audience
+        super().__init__(self._message(), details)
+
+    def _message(self) -> str:
+        script = self.audience == SCRIPT
+        lines = [f"{self.model} would only guess {'this structure' if len(self.refused) == 1 else 'these structures'}"
+                 ", so MoME did not segment anything:"]
+        for r in self.refused:
+            lines.append(f"  • {refusal_line(r, self.model)}")
+        statuses = {r.get("status") for r in self.refused}
+        opt_ins = []
+        if "not_learned" in statuses:
+            opt_ins.append(ALLOW_NOT_LEARNED_ARGUMENT if script else f"'{ALLOW_NOT_LEARNED_LABEL}'")
+        if "zero_shot" in statuses and self.zero_shot_possible:
+            opt_ins.append(ALLOW_ZERO_SHOT_ARGUMENT if script else f"'{ALLOW_ZERO_SHOT_LABEL}'")
+        them = "it" if len(self.refused) == 1 else "them"
+        advice = f"Remove {them} from the list or choose a model that segments {them}"
+        if opt_ins:
+            how = ("pass " if script else "tick ") + " and ".join(opt_ins)
+            example = self.refused[0].get("display_name") or self.refused[0].get("name")
+            advice += (f"; or, to see the guess anyway, {how}: MoME then marks it in the segment's name, "
+                       f"e.g. '{example}'")
+        lines += ["", advice + "."]
+        if self.offer:
+            lines += ["", f"{self.model} segments: {', '.join(self.offer)}."]
+        return "\n".join(lines)
+
+    def for_script(self) -> "RefusedStructuresError":
+        return RefusedStructuresError(self.refused, self.model, self.offer, self.zero_shot_possible, self.details,
+                                      SCRIPT)
+
+
+def refusal_line(refused: Mapping[str, Any], model: str = "") -> str:
+    """One refused structure in words, e.g. "spleen — not learned (Dice 0.00 on 1 patient ...)"."""
+    name = refused.get("name", "?")
+    if refused.get("status") == "zero_shot":
+        key = str(refused.get("key", ""))
+        why = "not a name MoME knows" if key.startswith("free_text_") else "never trained on it"
+        return f"{name} — zero-shot: {model or 'the model'} was {why}; it would be a guess from the name alone"
+    return f"{name} — not learned ({refused.get('evidence', 'no figures')})"
+
+
+class InputCheckError(FriendlyError):
+    """The volume does not look like CT in Hounsfield units (``check``: the engine's ``InputCheck``
+    as a dict: ``code``, ``message``, ``overridable``, ``measurements``). ``overridable`` ones may be
+    segmented anyway (the panel asks; scripts pass ``skip_input_check=True``); damage never."""
+
+    def __init__(self, check: Mapping[str, Any], details: str = "", audience: str = PANEL):
+        self.check = dict(check)
+        self.audience = audience
+        super().__init__(self._message(), details)
+
+    @property
+    def overridable(self) -> bool:
+        return bool(self.check.get("overridable"))
+
+    @property
+    def code(self) -> str:
+        return str(self.check.get("code", ""))
+
+    def _message(self) -> str:
+        from mome.io.plausibility import OVERRIDE_FLAG
+
+        reason = str(self.check.get("message", ""))
+        if self.overridable:
+            # The engine's advice names its command-line flag; say what overrides it here instead.
+            how = f"pass {SKIP_INPUT_CHECK_ARGUMENT}" if self.audience == SCRIPT else f"choose '{SEGMENT_ANYWAY_LABEL}'"
+            reason = _sentence(reason.replace(f"pass {OVERRIDE_FLAG}", how))
+            return f"This volume does not look like a CT in Hounsfield units.\n\n{reason}"
+        return f"This volume is damaged, so MoME will not segment it.\n\n{_sentence(reason)}"
+
+    def for_script(self) -> "InputCheckError":
+        return InputCheckError(self.check, self.details, SCRIPT)
 
 
 # (pattern in the engine's message or log, what the user should read, whether to add the engine's
@@ -51,7 +159,7 @@ _RULES: tuple[tuple[str, str, bool], ...] = (
      "install it with the MoME Training module.", True),
     (r"unknown structure",
      "MoME does not know one of the structure names. Check the spelling, pick names from the completion "
-     "list, or tick 'Allow names the model was not trained on'.", True),
+     f"list, or tick '{ALLOW_ZERO_SHOT_LABEL}'.", True),
     (r"cannot be segmented with this model|no structures to segment",
      "The selected model cannot segment one of the requested structures. Remove it from the list or "
      "choose another model.", True),
@@ -67,8 +175,16 @@ _CLI_ONLY = re.compile(r"\s*(Run `[^`]*`[^.]*\.|Use --[a-z-]+[^.]*\.?|pass --[a-
 
 
 def translate_engine_error(exit_code: int | None, engine_message: str = "", engine_details: str = "",
-                           log_tail: Sequence[str] = (), missing_output: bool = False) -> FriendlyError:
-    """The user-facing error for a failed run (exit code, the engine's error event, its last log lines)."""
+                           log_tail: Sequence[str] = (), missing_output: bool = False,
+                           event: Mapping[str, Any] | None = None,
+                           renames: Mapping[str, str] | None = None) -> FriendlyError:
+    """The user-facing error for a failed run (exit code, the engine's error event, its last log lines).
+
+    ``event`` is the whole ``error`` event: its ``refused`` or ``input_check`` field becomes a
+    :class:`RefusedStructuresError` or :class:`InputCheckError`. ``renames`` replaces names the
+    user never saw (the temporary input file) with the ones they know (the volume's)."""
+    for old, new in (renames or {}).items():
+        engine_message = engine_message.replace(old, new)
     log_text = "\n".join(log_tail)
     haystack = "\n".join([engine_message, engine_details, log_text])
     details_parts = []
@@ -84,6 +200,18 @@ def translate_engine_error(exit_code: int | None, engine_message: str = "", engi
 
     if exit_code == EXIT_CANCELLED:
         return FriendlyError("The segmentation was cancelled; nothing was changed.", details)
+    event = event or {}
+    if event.get("refused"):
+        model = re.match(r"(.+?) (?:was never trained on|has not learned) ", engine_message)
+        offer = re.search(r"This model segments: (.*?)(?: \(`mome classes`\))?\.?$", engine_message)
+        return RefusedStructuresError(
+            list(event["refused"]), model.group(1) if model else "", offer.group(1).split(", ") if offer else [],
+            zero_shot_possible="does not allow untrained" not in engine_message, details=details)
+    if isinstance(event.get("input_check"), Mapping):
+        check = dict(event["input_check"])
+        for old, new in (renames or {}).items():
+            check["message"] = str(check.get("message", "")).replace(old, new)
+        return InputCheckError(check, details)
     if missing_output:
         return FriendlyError("MoME finished but did not produce a segmentation file. "
                              "This is a bug; the details below help the developers.", details)

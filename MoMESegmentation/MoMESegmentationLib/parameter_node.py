@@ -27,12 +27,17 @@ class MoMESegmentationParameterNode:
     model: str = ""  # what --model gets (an installed package path); "" = the engine's default
     device: Annotated[str, Choice(list(DEVICE_VALUES))] = "auto"
     fast: bool = False
-    allowFreeText: bool = False
+    # The opt-ins for structures the model would only guess: saved with the scene, like the
+    # structures they apply to, and shown ticked whenever they are (never hidden while active).
+    allowNotLearned: bool = False
+    allowZeroShot: bool = False
     show3D: bool = True
 
     def runParameters(self) -> SegmentationParameters:
+        """The run's settings; ``skip_input_check`` is never stored: it is asked for each run."""
         return SegmentationParameters(prompts=self.prompts, model=self.model or None, device=self.device,
-                                      fast=self.fast, allow_free_text=self.allowFreeText, show_3d=self.show3D)
+                                      fast=self.fast, allow_not_learned=self.allowNotLearned,
+                                      allow_zero_shot=self.allowZeroShot, show_3d=self.show3D)
 
 
 def parameterNode() -> MoMESegmentationParameterNode:

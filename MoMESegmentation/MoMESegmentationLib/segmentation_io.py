@@ -6,10 +6,15 @@ Slicer and under plain pytest with ``slicer-core``.
 * :func:`write_volume_for_engine` writes the input volume node to NRRD with
   ``vtkMRMLVolumeArchetypeStorageNode``: the file is LPS with the node's full IJK→RAS (origin,
   spacing, any oblique direction), which is what the engine reads and writes its result on.
-* :func:`import_segmentation` reads the engine's ``.seg.nrrd`` (names, colours, terminology and the
-  algorithm tags are in the file) into a new segmentation node, or updates an existing one: segments
-  whose name matches a result segment are replaced *in place* (same segment ID, position and display
-  settings), every other segment is left alone.
+* :func:`check_ct_values` runs the engine's plausibility check on a volume node's voxels.
+* :func:`import_segmentation` reads the engine's ``.seg.nrrd`` (names, colours, terminology, the
+  algorithm tags and each structure's reliability are in the file) into a new segmentation node, or
+  updates an existing one: segments of the same structure as a result segment are replaced *in
+  place* (same segment ID, position and display settings), every other segment is left alone.
+* Structures segmented only because the user opted in carry a mark in their name ("spleen (not
+  learned)", "liver tumor (zero-shot)"). A plain result replaces the marked segment of its
+  structure too, so no stale guess is left beside it; a marked result never takes the place of a
+  plain segment (it is added beside it, or replaces an earlier guess of the same structure).
 * Each segment MoME writes carries a content fingerprint (tag ``MoME.ContentHash``). A later run
   compares it with the segment's current voxels, so :func:`plan_import` can tell the widget which
   segments the user has edited (or drew themselves) before anything is replaced.
@@ -35,8 +40,15 @@ TERMINOLOGY_TAG = "TerminologyEntry"
 ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmType"
 ALGORITHM_NAME_TAG = "DICOM.SegmentAlgorithmName"
 CONTENT_HASH_TAG = "MoME.ContentHash"
+# Written by ``mome segment`` (``mome.cli.segment.RELIABILITY_TAG``/``EVIDENCE_TAG``): the structure's
+# status ("weak", "not learned", ...) and the figures behind it.
+RELIABILITY_TAG = "MoME.Reliability"
+EVIDENCE_TAG = "MoME.Evidence"
 #: Segment tags MoME owns on imported segments (copied onto replaced segments).
-MOME_TAGS = (TERMINOLOGY_TAG, ALGORITHM_TYPE_TAG, ALGORITHM_NAME_TAG, CONTENT_HASH_TAG)
+MOME_TAGS = (TERMINOLOGY_TAG, ALGORITHM_TYPE_TAG, ALGORITHM_NAME_TAG, CONTENT_HASH_TAG, RELIABILITY_TAG,
+             EVIDENCE_TAG)
+#: Tags that describe one result only: removed from a replaced segment when the new result lacks them.
+RESULT_TAGS = (RELIABILITY_TAG, EVIDENCE_TAG)
 
 # Why a segment of the target must not be replaced silently.
 EDITED = "edited after MoME created it"
@@ -78,6 +90,18 @@ def check_input_volume(volume_node: Any) -> None:
             f"'{volume_node.GetName()}' is a single slice ({dims[0]}×{dims[1]}×{dims[2]} voxels); "
             "MoME segments 3D CT volumes. Load the whole series."
         )
+
+
+def check_ct_values(volume_node: Any) -> Any:
+    """``mome.io.plausibility.check_ct_values`` on the node's voxels (what ``mome segment`` checks
+    on the file it is given): an ``InputCheck`` whose message names the volume."""
+    from mome.io.plausibility import check_ct_values as check
+
+    check_input_volume(volume_node)
+    image = volume_node.GetImageData()
+    i, j, k = image.GetDimensions()
+    values = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(k, j, i)
+    return check(values, f"'{volume_node.GetName()}'")
 
 
 def write_volume_for_engine(volume_node: Any, path: str | os.PathLike[str]) -> Path:
@@ -210,6 +234,39 @@ def _normalized(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+def _marks() -> tuple[str, ...]:
+    """The marks ``mome segment`` appends to opted-in structures' names: "(not learned)", "(zero-shot)"."""
+    from mome.inference.reliability import MARKED_STATUSES, Reliability
+
+    return tuple(f"({Reliability('', '', status, '').label})".casefold() for status in MARKED_STATUSES)
+
+
+def structure_of(name: str) -> tuple[str, bool]:
+    """The structure a segment name stands for (normalised, without a reliability mark) and whether
+    the name carries a mark: "Spleen (not learned)" → ("spleen", True)."""
+    norm = _normalized(name)
+    for mark in _marks():
+        if norm.endswith(" " + mark):
+            return norm[: -len(mark)].rstrip(), True
+    return norm, False
+
+
+def same_structure(result_name: str, target_name: str) -> bool:
+    """Whether a result segment takes the place of a target segment (module docstring): same
+    structure, and never a guess (marked) in the place of a plain segment."""
+    result, result_marked = structure_of(result_name)
+    target, target_marked = structure_of(target_name)
+    return result == target and (target_marked or not result_marked)
+
+
+def _namesakes(segments: list[tuple[str, Any]], result_name: str) -> list[str]:
+    """IDs of the target segments ``result_name`` takes the place of; the exact name first (it is
+    the one replaced in place, the others are removed)."""
+    found = [(sid, s.GetName()) for sid, s in segments if same_structure(result_name, s.GetName())]
+    found.sort(key=lambda item: _normalized(item[1]) != _normalized(result_name))
+    return [sid for sid, _ in found]
+
+
 def _segments(segmentation_node: Any) -> list[tuple[str, Any]]:
     segmentation = segmentation_node.GetSegmentation()
     return [(segmentation.GetNthSegmentID(i), segmentation.GetNthSegment(i))
@@ -318,8 +375,9 @@ class SegmentationResult:
                     report.replaced.append(name)
                 else:  # protected and kept
                     if plan.protected.get(name) == EDITED:
-                        for segment_id, segment in _segments(target_node):
-                            if _normalized(segment.GetName()) == _normalized(name):
+                        for segment_id in _namesakes(_segments(target_node), name):
+                            segment = target_node.GetSegmentation().GetSegment(segment_id)
+                            if get_tag(segment, CONTENT_HASH_TAG):  # MoME's, then edited: semi-automatic now
                                 segment.SetTag(ALGORITHM_TYPE_TAG, "SEMIAUTOMATIC")
                     report.kept_edited.append(name)
         finally:
@@ -346,14 +404,11 @@ def plan_import(scene: Any, result_path: str | os.PathLike[str], target_node: An
 def _plan(result_segments: list[tuple[str, Any]], target_node: Any | None) -> ImportPlan:
     plan = ImportPlan()
     existing = _segments(target_node) if target_node is not None else []
-    by_name: dict[str, list[str]] = {}
-    for segment_id, segment in existing:
-        by_name.setdefault(_normalized(segment.GetName()), []).append(segment_id)
-    result_names = set()
+    matched: set[str] = set()
     for _, segment in result_segments:
         name = segment.GetName()
-        result_names.add(_normalized(name))
-        namesakes = by_name.get(_normalized(name), [])
+        namesakes = _namesakes(existing, name)
+        matched.update(namesakes)
         if not namesakes:
             plan.add.append(name)
             continue
@@ -363,7 +418,7 @@ def _plan(result_segments: list[tuple[str, Any]], target_node: Any | None) -> Im
             plan.replace.append(name)
         else:
             plan.protected[name] = reason
-    plan.keep = [s.GetName() for _, s in existing if _normalized(s.GetName()) not in result_names]
+    plan.keep = [s.GetName() for sid, s in existing if sid not in matched]
     return plan
 
 
@@ -439,8 +494,7 @@ def _binary_labelmap(segment: Any) -> Any | None:
 
 def _replace_namesakes(source_node: Any, source_id: str, target_node: Any, algorithm_name: str | None) -> None:
     source_segment = source_node.GetSegmentation().GetSegment(source_id)
-    namesakes = [sid for sid, s in _segments(target_node)
-                 if _normalized(s.GetName()) == _normalized(source_segment.GetName())]
+    namesakes = _namesakes(_segments(target_node), source_segment.GetName())
     keep_id, extra_ids = namesakes[0], namesakes[1:]
     labelmap = _binary_labelmap(source_segment)
     if labelmap is None:
@@ -455,7 +509,9 @@ def _replace_namesakes(source_node: Any, source_id: str, target_node: Any, algor
         value = get_tag(source_segment, tag)
         if value is not None:
             target_segment.SetTag(tag, value)
-    for extra in extra_ids:  # duplicates of the name: one segment per structure
+        elif tag in RESULT_TAGS:  # an earlier result's status must not outlive it
+            target_segment.RemoveTag(tag)
+    for extra in extra_ids:  # the structure's other segments (duplicates, an earlier guess): one per structure
         target_node.GetSegmentation().RemoveSegment(extra)
     _stamp(target_node, keep_id, algorithm_name)
 

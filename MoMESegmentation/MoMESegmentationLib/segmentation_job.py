@@ -36,8 +36,12 @@ class JobRequest:
     model: str | None = None  # installed model name[@version] or package path; None = the default
     device: str = "auto"  # auto | cuda | cpu
     fast: bool = False
-    allow_free_text: bool = False
+    allow_not_learned: bool = False
+    allow_zero_shot: bool = False
+    skip_input_check: bool = False
     extra_args: tuple[str, ...] = ()
+    #: The volume's name: the engine's messages name the temporary input file, the user knows this.
+    input_label: str = ""
 
 
 @dataclass
@@ -83,8 +87,12 @@ class SegmentationJob:
             args += ["--model", str(r.model)]
         if r.fast:
             args.append("--fast")
-        if r.allow_free_text:
-            args.append("--allow-free-text")
+        if r.allow_not_learned:
+            args.append("--allow-not-learned")
+        if r.allow_zero_shot:
+            args.append("--allow-zero-shot")
+        if r.skip_input_check:
+            args.append("--skip-input-check")
         return args + list(r.extra_args)
 
     def process_environment(self) -> dict[str, str]:
@@ -162,9 +170,11 @@ class SegmentationJob:
             self._finish(JobState.SUCCEEDED, None)
         else:
             error = process.error
+            label = self.request.input_label
             self._finish(JobState.FAILED, translate_engine_error(
                 process.exit_code, error.message if error else "", error.details if error else "",
-                list(process.log_tail), missing_output=process.exit_code == 0,
+                list(process.log_tail), missing_output=process.exit_code == 0, event=error.data if error else None,
+                renames={self.request.input_path.name: f"'{label}'"} if label else None,
             ))
 
     def _finish(self, state: JobState, error: FriendlyError | None) -> None:

@@ -3,8 +3,9 @@
 Run inside Slicer by ``MoMESegmentationTest`` (``slicer_add_python_unittest``) and under pytest
 with slicer-core by ``Testing/test_slicer_self_tests.py``, on the logic the panel uses and the real
 engine: load a CT, segment it, check names, terminology and geometry, update the segmentation
-without losing a segment drawn by hand, cancel a run. Qt-free: every function takes the logic
-(whose ``scene`` it works in) and nodes.
+without losing a segment drawn by hand, cancel a run, and be stopped before a run that would give
+a guess (a structure the model has not learned, a volume that is not CT). Qt-free: every function
+takes the logic (whose ``scene`` it works in) and nodes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import vtk
 from vtk.util import numpy_support
 
 from . import segmentation_io
+from .errors import InputCheckError, RefusedStructuresError
 from .logic import MoMESegmentationLogic
 from .parameters import SegmentationParameters
 from .segmentation_job import JobState
@@ -106,6 +108,36 @@ def check_cancel(logic: MoMESegmentationLogic, volume: Any, **options: Any) -> N
     logic.cleanup()
     assert session is not None and not session.exists(), "temporary files were left behind"
     assert logic.scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == before
+
+
+def check_refusals(logic: MoMESegmentationLogic, volume: Any) -> None:
+    """A structure the selected (default) model has not learned is refused unless opted in, and a
+    blank volume is stopped unless the user chooses "Segment anyway"; nothing starts in either case."""
+    from mome.package.evidence import class_statuses
+
+    meta, problem = logic.model_metadata(None)
+    assert meta is not None, problem
+    names = {c["key"]: c.get("name", c["key"]) for c in meta.get("classes", [])}
+    not_learned = [names[k] for k, found in class_statuses(meta).items() if found.status == "not_learned"]
+    if not_learned:  # the active model may have learned everything; then only the input check is left
+        try:
+            logic.segment(volume, not_learned[0])
+        except RefusedStructuresError as exc:
+            assert not_learned[0] in exc.message and "allow_not_learned=True" in exc.message, exc.message
+        else:
+            raise AssertionError(f"'{not_learned[0]}' was not refused")
+        logic.check_run(volume, SegmentationParameters(prompts=not_learned[0], allow_not_learned=True))
+    blank = logic.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", logic.scene.GenerateUniqueName("blank"))
+    data = vtk.vtkImageData()
+    data.SetDimensions(16, 16, 8)
+    data.AllocateScalars(vtk.VTK_SHORT, 1)
+    data.GetPointData().GetScalars().Fill(0)
+    blank.SetAndObserveImageData(data)
+    asked = []
+    assert logic.confirm_run(blank, SegmentationParameters(prompts="liver"), asked.append) is None
+    assert len(asked) == 1 and isinstance(asked[0], InputCheckError) and asked[0].overridable
+    assert logic.job is None or not logic.job.running, "nothing may start"
+    logic.scene.RemoveNode(blank)
 
 
 def _segment_items(node: Any) -> list[tuple[str, Any]]:

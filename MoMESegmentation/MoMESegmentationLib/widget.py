@@ -9,6 +9,7 @@ catalog are constructor-injected. Qt-facing names are camelCase, as in Slicer (a
 
 from __future__ import annotations
 
+import html
 import logging
 import sys
 import traceback
@@ -23,20 +24,32 @@ from slicer.util import VTKObservationMixin
 
 from .dependencies import DependencyManager
 from .engine import engine_info, use_bundled_engine
-from .errors import FriendlyError
+from .errors import FriendlyError, InputCheckError
 from .gpu import gpu_advice, query_gpu
-from .logic import MoMESegmentationLogic, summary
+from .logic import MoMESegmentationLogic, structure_lines, summary
 from .models import HubModelCatalog, ModelCatalog, ModelChoice, default_index
 from .parameter_node import MoMESegmentationParameterNode, parameterNode
-from .parameters import DEVICES
+from .parameters import DEVICES, SEGMENT_ANYWAY_LABEL
 from .process import EventKind
 from .segmentation_io import EDITED, set_show_3d
 from .segmentation_job import JobState
-from .targets import add_preset, check_targets, completion_names, current_item, preset_names, replace_current_item
+from .targets import (
+    CAUTION,
+    REFUSED,
+    UNKNOWN,
+    add_preset,
+    completion_names,
+    current_item,
+    preset_coverage,
+    preset_names,
+    replace_current_item,
+)
 
 log = logging.getLogger("MoME")
 RESOURCES = Path(__file__).resolve().parent.parent / "Resources"
 POLL_INTERVAL_MS = 250
+#: Colours of the lines under the structures (refused and unknown in red, weak or guessed in amber).
+LEVEL_COLOURS = {REFUSED: "#b00020", UNKNOWN: "#b00020", CAUTION: "#a35f00"}
 SUPPORTED_SLICER = "3D Slicer 5.10 and 5.12 (Python 3.12)"
 
 
@@ -74,14 +87,14 @@ class Widget(qt.QWidget, VTKObservationMixin):
 
         for selector in (self.ui.inputVolumeSelector, self.ui.outputSegmentationSelector):
             selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGui)
-        for checkBox in (self.ui.fastCheckBox, self.ui.allowFreeTextCheckBox, self.ui.show3DCheckBox):
+        for checkBox in (self.ui.fastCheckBox, self.ui.allowNotLearnedCheckBox, self.ui.allowZeroShotCheckBox,
+                         self.ui.show3DCheckBox):
             checkBox.connect("toggled(bool)", self.updateParameterNodeFromGui)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGui)
         self.ui.modelComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGui)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentOrCancel)
         self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3D)
         self.ui.refreshModelsButton.connect("clicked(bool)", lambda _checked=False: self.refreshModels())
-        self.ui.allowFreeTextCheckBox.connect("toggled(bool)", lambda _checked=False: self.onTargetsChanged())
         self.ui.loadSampleButton.connect("clicked(bool)", self.onLoadSample)
         self.ui.packageInfoButton.connect("clicked(bool)", self.onPackageInfo)
         self.ui.reinstallPackagesButton.connect("clicked(bool)", self.onReinstallPackages)
@@ -107,10 +120,11 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self.completer.connect("activated(QString)", self.onCompletionChosen)
         edit.connect("textEdited(QString)", self.onTargetsEdited)
         edit.connect("textChanged(QString)", lambda _text: self.onTargetsChanged())
-        self.ui.presetComboBox.addItem(_("Add preset..."))
+        self.ui.presetComboBox.addItem(_("Add preset..."), "")
         for name in preset_names():
-            self.ui.presetComboBox.addItem(name)
+            self.ui.presetComboBox.addItem(name, name)
         self.ui.presetComboBox.connect("activated(int)", self.onPresetChosen)
+        self.ui.targetsStatusLabel.setTextFormat(qt.Qt.RichText)
 
     def aboutText(self) -> str:
         info = engine_info(self.engineRoot)
@@ -175,7 +189,8 @@ class Widget(qt.QWidget, VTKObservationMixin):
                 self.ui.targetsLineEdit.setText(node.prompts)
             self.ui.deviceComboBox.setCurrentIndex(max(0, self.ui.deviceComboBox.findData(node.device)))
             self.ui.fastCheckBox.setChecked(node.fast)
-            self.ui.allowFreeTextCheckBox.setChecked(node.allowFreeText)
+            self.ui.allowNotLearnedCheckBox.setChecked(node.allowNotLearned)
+            self.ui.allowZeroShotCheckBox.setChecked(node.allowZeroShot)
             self.ui.show3DCheckBox.setChecked(node.show3D)
             models = [c.argument or "" for c in self.modelChoices]
             if node.model in models:
@@ -194,7 +209,8 @@ class Widget(qt.QWidget, VTKObservationMixin):
             node.prompts = self.ui.targetsLineEdit.text
             node.device = self.ui.deviceComboBox.currentData or "auto"
             node.fast = self.ui.fastCheckBox.checked
-            node.allowFreeText = self.ui.allowFreeTextCheckBox.checked
+            node.allowNotLearned = self.ui.allowNotLearnedCheckBox.checked
+            node.allowZeroShot = self.ui.allowZeroShotCheckBox.checked
             node.show3D = self.ui.show3DCheckBox.checked
             node.model = self.currentModel() or ""
         self.updateButtons()
@@ -219,22 +235,60 @@ class Widget(qt.QWidget, VTKObservationMixin):
         edit.setCursorPosition(cursor)
 
     def onPresetChosen(self, index: int) -> None:
-        if index <= 0:
-            return
-        name = self.ui.presetComboBox.itemText(index)
-        self.ui.targetsLineEdit.setText(add_preset(self.ui.targetsLineEdit.text, name, self.vocabulary))
+        name = self.ui.presetComboBox.itemData(index) if index > 0 else ""
         self.ui.presetComboBox.setCurrentIndex(0)
+        if not name:
+            return
+        params = self._parameterNode.runParameters()
+        meta, _problem = self.logic.model_metadata(params.model)
+        text, leftOut = add_preset(self.ui.targetsLineEdit.text, name, self.vocabulary, meta,
+                                   params.allow_zero_shot, params.allow_not_learned)
+        self.ui.targetsLineEdit.setText(text)
+        if leftOut:  # a preset must not fill the list with structures the model would refuse
+            self.setStatus(_("Added from '{preset}' what {model} segments. Left out: {names}.").format(
+                preset=name, model=f"{meta.get('name')} {meta.get('version')}",
+                names=", ".join(f"{r.name} ({r.label})" for r in leftOut)))
 
     def onTargetsChanged(self) -> None:
         self.updateParameterNodeFromGui()
         self.checkTargets()
 
     def checkTargets(self) -> None:
-        check = check_targets(self.ui.targetsLineEdit.text, self.vocabulary, self.ui.allowFreeTextCheckBox.checked)
-        self.ui.targetsStatusLabel.setText(check.summary())
-        self.ui.targetsStatusLabel.setStyleSheet("color: #b00020" if check.unknown else "")
+        """Show, as the user types, each structure's reliability with the selected model, and keep
+        Segment off while a structure is listed that the engine would refuse."""
+        if self._parameterNode is None:
+            return
+        params = self._parameterNode.runParameters()
+        params.prompts = self.ui.targetsLineEdit.text
+        check = self.logic.check_structures(params, self.vocabulary)
+        lines = [f'<span style="color: {LEVEL_COLOURS[level]}">{html.escape(text)}</span>' if level in LEVEL_COLOURS
+                 else html.escape(text) for level, text in check.lines()]
+        self.ui.targetsStatusLabel.setText("<br>".join(lines))
+        self.ui.targetsStatusLabel.toolTip = (
+            _("{model} segments: {names}").format(model=check.model, names=", ".join(check.offer)) if check.model
+            else check.model_problem)
+        # The opt-ins show when they matter, and whenever ticked: an active opt-in is never hidden.
+        statuses = {r.status for r in check.reliability}
+        self.ui.allowNotLearnedCheckBox.visible = "not_learned" in statuses or params.allow_not_learned
+        self.ui.allowZeroShotCheckBox.visible = bool("zero_shot" in statuses or check.unknown
+                                                     or params.allow_zero_shot) and check.zero_shot_possible
+        self.updatePresetLabels(params)
         self.targetsOk = check.ok
         self.updateButtons()
+
+    def updatePresetLabels(self, params: Any) -> None:
+        """Each preset says how many of its structures the selected model segments."""
+        meta, _problem = self.logic.model_metadata(params.model)
+        combo = self.ui.presetComboBox
+        for index in range(1, combo.count):
+            name = combo.itemData(index)
+            if meta is None:
+                combo.setItemText(index, name)
+                continue
+            usable, total = preset_coverage(name, self.vocabulary, meta, params.allow_zero_shot,
+                                            params.allow_not_learned)
+            combo.setItemText(index, _("{preset} ({usable} of {total})").format(preset=name, usable=usable,
+                                                                                total=total))
 
     def updateButtons(self, *_args: Any) -> None:
         if self.running:
@@ -250,8 +304,8 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self.running = running
         self.ui.segmentButton.text = _("Cancel") if running else _("Segment")
         for name in ("inputVolumeSelector", "outputSegmentationSelector", "targetsLineEdit", "presetComboBox",
-                     "modelComboBox", "deviceComboBox", "fastCheckBox", "allowFreeTextCheckBox", "refreshModelsButton",
-                     "loadSampleButton", "reinstallPackagesButton"):
+                     "modelComboBox", "deviceComboBox", "fastCheckBox", "allowNotLearnedCheckBox",
+                     "allowZeroShotCheckBox", "refreshModelsButton", "loadSampleButton", "reinstallPackagesButton"):
             getattr(self.ui, name).enabled = not running
         if running:
             self.ui.segmentButton.enabled = True
@@ -264,18 +318,25 @@ class Widget(qt.QWidget, VTKObservationMixin):
         else:
             self.segment()
 
-    def segment(self) -> None:
+    def segment(self, skipInputCheck: bool = False) -> None:
         params = self._parameterNode.runParameters()
+        params.skip_input_check = skipInputCheck
+        volume = self.ui.inputVolumeSelector.currentNode()
         self.ui.logTextEdit.clear()
         self.ui.progressBar.setValue(0)
         try:
+            # First what the user may need to decide: a volume that does not look like CT.
+            params = self.logic.confirm_run(volume, params, self.askSegmentAnyway)
+            if params is None:
+                self.setStatus(_("Not segmented: the volume does not look like a CT in Hounsfield units."))
+                return
             params.device = self.checkGpu(params.device, params.fast)
             if params.device is None:
                 return
             self.setStatus(_("Checking MoME's Python packages..."))
             if self.dependencies is not None:
                 self.dependencies.ensure()  # asks once; on failure a DependencyError says what to do
-            self.logic.start(self.ui.inputVolumeSelector.currentNode(), params)
+            self.logic.start(volume, params)
         except FriendlyError as exc:
             self.reportError(exc)
             return
@@ -298,6 +359,15 @@ class Widget(qt.QWidget, VTKObservationMixin):
         choice = self.askChoice(_("Not enough GPU memory?"), qt.QMessageBox.Warning, advice, _("Use CPU"),
                                 _("Try the GPU anyway"))
         return {"safe": "cpu", "risky": "cuda"}.get(choice)
+
+    def askSegmentAnyway(self, error: InputCheckError) -> bool:
+        """The input-check dialog: the problem in words; "Segment anyway" or Cancel (the default)."""
+        self.appendLog(error.message)
+        if not self.showDialogs:
+            return False
+        choice = self.askChoice(_("This does not look like a CT"), qt.QMessageBox.Warning, error.message, None,
+                                _(SEGMENT_ANYWAY_LABEL))
+        return choice == "risky"
 
     def cancel(self) -> None:
         self.timer.stop()
@@ -330,6 +400,7 @@ class Widget(qt.QWidget, VTKObservationMixin):
         job = self.logic.job
         outcome = job.outcome if job is not None else None
         report = None
+        retryAnyway = False
         try:
             if outcome is not None and outcome.state is JobState.SUCCEEDED:
                 self.setStatus(_("Loading the segmentation..."))
@@ -339,13 +410,23 @@ class Widget(qt.QWidget, VTKObservationMixin):
                     return
             if outcome is not None:
                 self.setStatus(summary(outcome, report))
-                if outcome.state is JobState.FAILED and outcome.error is not None:
-                    self.reportError(outcome.error)
+                for _level, line in structure_lines(outcome):
+                    self.appendLog(line)
+                error = outcome.error if outcome.state is JobState.FAILED else None
+                if isinstance(error, InputCheckError) and error.overridable and self.showDialogs:
+                    # The engine's own input check failed where the panel's passed (another engine
+                    # version?): the same choice as before a run, once this run is cleaned up.
+                    self.setStatus(error.message)
+                    retryAnyway = self.askSegmentAnyway(error)
+                elif error is not None:
+                    self.reportError(error)
         except FriendlyError as exc:
             self.reportError(exc)
         finally:
             self.logic.cleanup()
             self.setRunning(False)
+        if retryAnyway:
+            self.segment(skipInputCheck=True)
 
     def importResult(self):
         target = self.ui.outputSegmentationSelector.currentNode()
@@ -374,19 +455,22 @@ class Widget(qt.QWidget, VTKObservationMixin):
                                 _("Replace"))
         return {"safe": False, "risky": True}.get(choice)
 
-    def askChoice(self, title: str, icon: Any, text: str, safe: str, risky: str) -> str | None:
-        """A question with a safe default, a risky alternative and Cancel: "safe", "risky" or None."""
+    def askChoice(self, title: str, icon: Any, text: str, safe: str | None, risky: str) -> str | None:
+        """A question with a safe default, a risky alternative and Cancel: "safe", "risky" or None.
+        Without ``safe``, Cancel is the default."""
         box = qt.QMessageBox(slicer.util.mainWindow())
         box.setWindowTitle(title)
         box.setIcon(icon)
         box.setText(text)
-        safeButton = box.addButton(safe, qt.QMessageBox.AcceptRole)
+        safeButton = box.addButton(safe, qt.QMessageBox.AcceptRole) if safe else None
         riskyButton = box.addButton(risky, qt.QMessageBox.DestructiveRole)
-        box.addButton(qt.QMessageBox.Cancel)
-        box.setDefaultButton(safeButton)
+        cancelButton = box.addButton(qt.QMessageBox.Cancel)
+        box.setDefaultButton(safeButton or cancelButton)
         box.exec_()
         clicked = box.clickedButton()
-        return "safe" if clicked == safeButton else ("risky" if clicked == riskyButton else None)
+        if safeButton is not None and clicked == safeButton:
+            return "safe"
+        return "risky" if clicked == riskyButton else None
 
     # -- sample and packages -------------------------------------------------------------------
 

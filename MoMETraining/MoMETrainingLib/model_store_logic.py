@@ -4,7 +4,10 @@ a new version, and compare versions on the held-out cases of a dataset.
 
 Comparing runs ``mome evaluate`` once per model in a background process (the runner shared with
 MoME Segmentation), never inference inside Slicer's process: a GPU out-of-memory error or a crash
-cannot take Slicer down, and the panel stays responsive.
+cannot take Slicer down, and the panel stays responsive. Each Dice comes with the number of cases
+behind it, and beside it what each model's package records about that structure (its status from
+the held-out evidence in ``model.json``, ``mome.package.evidence``, and a trained model's
+validation Dice), so a figure on one case is never read as more than it is.
 
 Installed versions never change and the base model is never overwritten: a trained package gets
 its own name/version (see :meth:`ModelStoreLogic.new_model_version`), and installing a package
@@ -48,28 +51,90 @@ class ModelStoreProtocol(Protocol):
 
 
 @dataclass
+class Recorded:
+    """What a model's package says about one class: status label, the figures behind it."""
+
+    status: str  # "validated", "weak", "not validated", "not learned"
+    evidence: str
+    training_dice: float | None = None  # validation Dice recorded when the model was trained
+
+
+@dataclass
 class Comparison:
     """Mean Dice per class of two (or more) models on the held-out cases of a dataset (``mome
-    evaluate``: on the model's grid), with the number of cases behind each value."""
+    evaluate``: on the model's grid), with the number of cases behind each value and what each
+    model's package records about the class."""
 
     case: str  # which cases, in words: "2 held-out (val) cases"
     models: list[str]  # "name@version"
     classes: list[str]  # classes the cases annotate and contain
     dice: dict[str, dict[str, float | None]] = field(default_factory=dict)  # model -> class -> Dice (None: unknown)
     seconds: dict[str, float] = field(default_factory=dict)
+    cases: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> class -> cases behind the Dice
+    recorded: dict[str, dict[str, Recorded]] = field(default_factory=dict)  # model -> class -> its package's word
 
     def mean(self, model: str) -> float | None:
         values = [v for v in self.dice.get(model, {}).values() if v is not None]
         return float(np.mean(values)) if values else None
 
-    def rows(self) -> list[list[str]]:
-        """Table rows for the panel: class, Dice of each model (``-`` where a model lacks the class)."""
-        def fmt(v: float | None) -> str:
-            return "-" if v is None else f"{v:.3f}"
+    def headers(self) -> list[str]:
+        return ["Class", *(f"{m}: Dice (n)" for m in self.models), *(f"{m}: recorded" for m in self.models)]
 
-        rows = [[key, *(fmt(self.dice[m].get(key)) for m in self.models)] for key in self.classes]
-        rows.append(["mean", *(fmt(self.mean(m)) for m in self.models)])
+    def rows(self) -> list[list[str]]:
+        """Table rows for the panel: class, each model's Dice with its case count (``-`` where a
+        model lacks the class), then each model's recorded status; a last row with the means."""
+        def fmt(value: float | None, n: int | None) -> str:
+            if value is None:
+                return "-"
+            return f"{value:.3f} (n={n})" if n else f"{value:.3f}"
+
+        rows = []
+        for key in self.classes:
+            dice = [fmt(self.dice[m].get(key), self.cases.get(m, {}).get(key)) for m in self.models]
+            recorded = [self._recorded_text(m, key) for m in self.models]
+            rows.append([key, *dice, *recorded])
+        rows.append(["mean", *(fmt(self.mean(m), None) for m in self.models), *("" for _ in self.models)])
         return rows
+
+    def tooltips(self) -> list[list[str]]:
+        """Same shape as :meth:`rows`: the figures behind each recorded status."""
+        out = []
+        for key in self.classes:
+            tips = []
+            for m in self.models:
+                found = self.recorded.get(m, {}).get(key)
+                tip = found.evidence if found else ""
+                if found and found.training_dice is not None:
+                    tip += f"; validation Dice {found.training_dice:.3f} when it was trained"
+                tips.append(tip)
+            out.append(["", *("" for _ in self.models), *tips])
+        out.append(["" for _ in range(1 + 2 * len(self.models))])
+        return out
+
+    def _recorded_text(self, model: str, key: str) -> str:
+        found = self.recorded.get(model, {}).get(key)
+        if found is None:
+            return "-"
+        text = found.status
+        if found.training_dice is not None:
+            text += f"; validation {found.training_dice:.3f} when trained"
+        return text
+
+
+def recorded_evidence(package: str | Path) -> dict[str, Recorded]:
+    """What the package's ``model.json`` records per class (empty when it cannot be read)."""
+    try:
+        from mome.package import read_package_json
+        from mome.package.evidence import class_statuses
+
+        meta = read_package_json(package)
+        statuses = class_statuses(meta)
+    except Exception:  # noqa: BLE001 - a package without readable evidence still compares
+        return {}
+    trained = ((meta.get("metrics") or {}).get("validation_dice") or {})
+    return {key: Recorded(found.label, found.reason,
+                          float(trained[key]) if isinstance(trained.get(key), (int, float)) else None)
+            for key, found in statuses.items()}
 
 
 @dataclass
@@ -270,8 +335,11 @@ class ComparisonRun:
         cases = max((len(m.get("per_case", [])) for m in self.metrics.values()), default=0)
         dice = {label: {key: (self.metrics[label]["per_class"].get(key) or {}).get("dice") for key in classes}
                 for label in labels}
+        counts = {label: {key: int((self.metrics[label]["per_class"].get(key) or {}).get("cases") or 0)
+                          for key in classes} for label in labels}
+        recorded = {label: recorded_evidence(package) for label, package in self.models}
         return Comparison(f"{cases} held-out ({self.split}) case{'s' if cases != 1 else ''}", labels, classes, dice,
-                          dict(self.seconds))
+                          dict(self.seconds), counts, recorded)
 
     def wait(self, timeout: float | None = None) -> Comparison:
         """Block until every model was evaluated; raises the :class:`FriendlyError` of a failed run."""

@@ -436,13 +436,17 @@ class Widget(qt.QWidget):
             return
         result = run.result
         table = self.ui.comparisonTable
-        table.setColumnCount(1 + len(result.models))
-        table.setHorizontalHeaderLabels([_("Class"), *result.models])
-        rows = result.rows()
+        headers = result.headers()
+        table.setColumnCount(len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        rows, tips = result.rows(), result.tooltips()
         table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
-                table.setItem(r, c, qt.QTableWidgetItem(text))
+                item = qt.QTableWidgetItem(text)
+                if tips[r][c]:
+                    item.setToolTip(tips[r][c])
+                table.setItem(r, c, item)
         self.ui.trainingStatusLabel.setText(_("Compared on {cases}").format(cases=result.case))
 
     # ------------------------------------------------------------------ state

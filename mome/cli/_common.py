@@ -24,6 +24,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError, DeviceUnavailableError)
 
 
+def description(docstring: str | None) -> str:
+    """The first paragraph of a module docstring as ``--help`` shows it: without the reStructuredText
+    literal quotes that docstrings use (``mome segment`` → mome segment)."""
+    return (docstring or "").split("\n\n")[0].replace("``", "")
+
+
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=PROGRESS_CHOICES, default="auto",
                         help="progress display; 'json' prints one JSON object per line on stdout (for the Slicer "
@@ -34,7 +40,8 @@ def run_reporting_errors(job: Callable[[Progress], int], progress_mode: str, com
                          cancelled_message: str | None = None) -> int:
     """Run ``job`` with the progress display of ``progress_mode``; report its failure in one form.
 
-    A user error prints ``<command>: error: <message>`` (JSON: an ``error`` event) and returns 2.
+    A user error prints ``<command>: error: <message>`` (JSON: an ``error`` event, with the fields of
+    the exception's ``event_fields()`` when it has one) and returns 2.
     In JSON mode a bug becomes an ``internal error`` event with the traceback (exit 1), and Ctrl-C
     an ``error`` event with ``cancelled_message`` when one is given, before it propagates.
     """
@@ -49,7 +56,9 @@ def run_reporting_errors(job: Callable[[Progress], int], progress_mode: str, com
     except Exception as exc:  # noqa: BLE001 - every failure must reach the user in one readable form
         if isinstance(exc, _user_errors()):
             message = str(exc).strip() or type(exc).__name__
-            progress.error(message, traceback.format_exc())
+            # Structured reasons (a failed input check, refused structures) for the Slicer panel.
+            fields = exc.event_fields() if hasattr(exc, "event_fields") else {}
+            progress.error(message, traceback.format_exc(), **fields)
             if not json_mode:
                 print(f"{command}: error: {message}", file=sys.stderr)
             return 2

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 
 from .. import __version__
 
 # Each module defines ``register(subparsers)``; its parser's ``func(args) -> int`` runs the command.
-SUBCOMMANDS = ("segment", "classes", "models", "train", "finetune", "evaluate", "sample")
+SUBCOMMANDS = ("segment", "classes", "models", "train", "finetune", "evaluate", "data", "sample")
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mome: cancelled; no partial output was left behind", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mome classes | head`): stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._common import add_progress_argument
+from ._common import add_progress_argument, description
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("models", help="list, download, import, verify, activate or remove models",
-                              description=__doc__.split("\n\n")[0],
+                              description=description(__doc__),
                               epilog="examples: mome models list; mome models import my-model.zip --activate")
     sub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
@@ -61,6 +61,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("output", type=Path, metavar="OUT.zip")
     a.add_argument("--overwrite", action="store_true", help="replace an existing OUT.zip")
     a.set_defaults(func=_reporting(_export))
+
+    a = sub.add_parser("evidence", help="per-structure accuracy figures of a model and the status they give",
+                       description="The held-out (and training-data) Dice figures a model package records, per "
+                                   "structure, and the status each gets: validated, weak, not validated, not learned.")
+    a.add_argument("model", nargs="?", metavar="NAME[@VERSION]|PATH", help="default: the active model, else mome-mini")
+    a.add_argument("--markdown", action="store_true", help="the README's summary list instead of the table")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    a.set_defaults(func=_reporting(_evidence))
+
+    a = sub.add_parser("add-evidence", help="record a 'mome evaluate' result in a package folder you prepare",
+                       description="Add the per-class Dice of a 'mome evaluate' JSON to a model package folder "
+                                   "(its model.json and checksums are rewritten). Installed models never change: "
+                                   "add evidence before 'mome models import'.")
+    a.add_argument("package", type=Path, metavar="PACKAGE_FOLDER")
+    a.add_argument("evaluation", type=Path, metavar="EVALUATION.json", help="written by 'mome evaluate --out'")
+    a.add_argument("--kind", required=True, choices=("held_out", "same_patient", "training"),
+                   help="held_out: patients the model never saw; same_patient: an unseen part of a training "
+                        "patient; training: data it was trained on")
+    a.add_argument("--data", required=True, help="what was measured, e.g. \"ircad_1.1 (3D-IRCADb-01 patient 1.1)\"")
+    a.add_argument("--source", help="how it was measured (default: 'mome evaluate (split S)')")
+    a.set_defaults(func=_reporting(_add_evidence))
 
     a = sub.add_parser("remove", help="delete an installed model version (not the active one)")
     a.add_argument("model", metavar="NAME@VERSION")
@@ -252,6 +273,51 @@ def _export(args: argparse.Namespace, store: Any) -> int:
     model = store.get(*parse_spec(args.model))
     path = store.export(model.name, model.version, args.output, overwrite=args.overwrite)
     print(f"Exported {model.spec} to {path}")
+    return 0
+
+
+def _evidence(args: argparse.Namespace, store: Any) -> int:
+    from ..hub import resolve_model
+    from ..package import read_package_json
+    from ..package.evidence import class_statuses, read_evidence, summary_markdown
+
+    meta = read_package_json(resolve_model(args.model, store))
+    if args.markdown:
+        print(summary_markdown(meta))
+        return 0
+    statuses = class_statuses(meta)
+    if args.json:
+        print(json.dumps({"model": f"{meta['name']} {meta['version']}",
+                          "classes": {k: s.to_dict() for k, s in statuses.items()},
+                          "evidence": [s.to_dict() for s in read_evidence(meta)]}, indent=2))
+        return 0
+    names = {c["key"]: c.get("name", c["key"]) for c in meta.get("classes", [])}
+    print(f"{meta['name']} {meta['version']}: what its package records about each structure")
+    print(_table([(names[k], s.label, s.reason) for k, s in statuses.items()]))
+    history = [s for s in read_evidence(meta) if s.model_version != str(meta["version"])]
+    for study in history:
+        print(f"  (also recorded, for version {study.model_version}: {study.kind} on {study.data})")
+    return 0
+
+
+def _add_evidence(args: argparse.Namespace, store: Any) -> int:
+    from ..package.evidence import study_from_evaluation, write_evidence
+
+    folder = args.package.expanduser().resolve()
+    if folder.is_relative_to(store.root.expanduser().resolve()):
+        raise ValueError(f"{args.package} is installed in the model store, and installed models never change; "
+                         "add evidence to the package folder you built, then import it")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{args.package} is not a model package folder")
+    try:
+        evaluation = json.loads(args.evaluation.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{args.evaluation} is not valid JSON ({exc})") from exc
+    study = study_from_evaluation(evaluation, args.kind, args.data, args.source or "")
+    cases = [row.get("case", "") for row in evaluation.get("per_case", [])]
+    write_evidence(folder, study, cases)
+    print(f"Recorded {len(study.classes)} class figure(s) ({args.kind}, {args.data}) for version "
+          f"{study.model_version} in {folder}")
     return 0
 
 

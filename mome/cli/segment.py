@@ -3,9 +3,15 @@
 The extension of ``--output`` picks the format: ``.seg.nrrd`` is a Slicer segmentation (segments
 may overlap; names, colours, terminology and the algorithm are recorded), ``.nrrd``/``.nii``/
 ``.nii.gz``/``.mha`` a label map with values 1..K in prompt order (a later prompt wins where two
-overlap). Every output lies on exactly the input's voxel grid and is written atomically: all
+overlap); a label map gets its legend beside it (``.ctbl`` for Slicer, ``.itksnap.txt`` for
+ITK-SNAP). Every output lies on exactly the input's voxel grid and is written atomically: all
 outputs are staged under temporary names and moved into place only once every one of them is
 complete, so Ctrl-C or SIGTERM leaves no partial file behind.
+
+Everything that can be checked is checked before the work: the outputs (names, existing files,
+writable folders), the prompts, what the model can be trusted with (structures it was never trained
+on, or has not learned, are refused unless you opt in; see ``mome.inference.reliability``), and
+whether the input is plausibly a complete CT in Hounsfield units (``mome.io.plausibility``).
 
 Exit codes: 0 success, 2 a problem with the request (input, prompts, model, outputs), 130 cancelled.
 """
@@ -21,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from ..progress import JsonLinesProgress, Progress
-from ._common import add_progress_argument, run_reporting_errors
+from ._common import add_progress_argument, description, run_reporting_errors
 
 log = logging.getLogger("mome.segment")
 
 SEGMENTATION_SUFFIXES = (".seg.nrrd",)
+#: Segment tags (``.seg.nrrd``) with each structure's reliability and the figures behind it.
+RELIABILITY_TAG = "MoME.Reliability"
+EVIDENCE_TAG = "MoME.Evidence"
 
 
 class RequestError(ValueError):
@@ -36,12 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "segment",
         help="segment named structures in a CT",
-        description=__doc__.split("\n\n")[0],
+        description=description(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='example: mome segment ct.nii.gz --prompts "liver, spleen, left kidney" --output out.seg.nrrd',
+        epilog='example: mome segment ct.nii.gz --prompts "liver, stomach, aorta" --output out.seg.nrrd '
+               '(what the model segments, and how reliably: mome classes)',
     )
     p.add_argument("input", help="CT volume (NIfTI, NRRD, MHA) or DICOM series folder/file")
-    p.add_argument("--prompts", required=True, help='structures to segment, e.g. "liver, spleen; left kidney"')
+    p.add_argument("--prompts", required=True,
+                   help='structures to segment, separated by commas or semicolons, e.g. "liver, stomach; aorta"')
     p.add_argument("--output", "-o", required=True, type=Path,
                    help="segmentation file: .seg.nrrd (Slicer) or .nrrd/.nii/.nii.gz/.mha (label map)")
     p.add_argument("--labelmap", type=Path, help="also write a label map (.nrrd/.nii/.nii.gz/.mha)")
@@ -59,8 +70,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-largest-component", action="store_true", help="keep every piece of organs")
     p.add_argument("--no-lesion-in-organ", action="store_true", help="keep tumour/cyst voxels outside their organ")
     p.add_argument("--no-lung-split", action="store_true", help="do not reassign lung voxels by body side")
-    p.add_argument("--allow-free-text", action="store_true",
-                   help="segment names the vocabulary does not know from their text alone (zero-shot)")
+    p.add_argument("--allow-zero-shot", "--allow-free-text", dest="allow_zero_shot", action="store_true",
+                   help="also segment structures the model was never trained on (including names the vocabulary "
+                        "does not know), guessed from their name alone; marked 'zero-shot' in every output")
+    p.add_argument("--allow-not-learned", action="store_true",
+                   help="also segment structures the model's own figures say it has not learned (Dice < 0.1); "
+                        "marked 'not learned' in every output")
+    p.add_argument("--skip-input-check", action="store_true",
+                   help="segment even when the input does not look like CT in Hounsfield units (no air, no soft "
+                        "tissue, blank); for experts with unusual data. Damaged files are always refused")
     add_progress_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run)
@@ -84,29 +102,42 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
         raise RequestError(f"--threshold must be between 0 and 1, got {args.threshold}")
 
     # Checked before torch and the network are imported, so a misspelt name is reported at once.
-    parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_free_text)
+    parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_zero_shot)
     warnings = list(parsed.warnings)
 
     from ..runtime import import_monai_lean
 
     import_monai_lean()  # seconds less start-up per click: MONAI without its optional packages (mome/runtime.py)
     from ..hub import resolve_model
-    from ..inference import PostprocessOptions, Segmenter
+    from ..inference.reliability import assess, refuse_unreliable
     from ..io.reading import read_ct
-    from ..package import ModelPackage
+    from ..package import read_package_json
+
+    model_path = resolve_model(args.model)  # None: the active model, else the bundled default
+    meta = read_package_json(model_path)  # model.json only: the refusal needs no weights
+    reliability = assess(parsed.classes, meta)
+    refuse_unreliable(reliability, meta, args.allow_zero_shot, args.allow_not_learned)
 
     progress.update("load", 0.0, "reading the CT")
-    loaded = read_ct(args.input)
+    loaded = read_ct(args.input)  # a truncated file fails here
     warnings += loaded.warnings
     if "dicom_seg" in outputs and not loaded.dicom_files:
         raise RequestError(
             f"--dicom-seg needs a DICOM series as input (a folder of .dcm files), but {args.input} is a "
             "volume file without DICOM headers to reference; write .seg.nrrd or a label map instead"
         )
+    input_check = loaded.input_check
+    if not input_check.ok:
+        if not (args.skip_input_check and input_check.overridable):
+            input_check.raise_if_failed()
+        warnings.append(f"input check skipped on request (--skip-input-check): {input_check.message.split('. ')[0]}")
+
+    from ..inference import PostprocessOptions, Segmenter
+    from ..package import ModelPackage
 
     progress.update("load", 0.0, "loading the model")
     clock = time.perf_counter()
-    package = ModelPackage.load(resolve_model(args.model))  # None: the active model, else the bundled default
+    package = ModelPackage.load(model_path)
     postprocess = PostprocessOptions(
         enabled=not args.no_postprocess,
         largest_component=not args.no_largest_component,
@@ -119,13 +150,16 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     load_seconds = time.perf_counter() - clock
 
     result = segmenter.segment(loaded.image, parsed.classes, progress=progress)
+    # The engine drops repeats; keep one reliability per segmented class, in its order.
+    by_key = {r.key: r for r in reliability}
+    reliability = [by_key[c.key] for c in result.classes]
     warnings += result.warnings
     for warning in warnings:
         log.warning(warning)
 
     clock = time.perf_counter()
     algorithm = f"MoME {package.info.name} {package.info.version}"
-    writers = _writers(outputs, result, loaded, package, algorithm)
+    writers = _writers(outputs, result, loaded, package, algorithm, reliability)
     with ExitStack() as staging:
         from ..io.atomic import atomic_write
 
@@ -140,23 +174,35 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     summary = {
         "outputs": {kind: str(path) for kind, path in outputs.items()},
         "classes": [
-            {"key": c.key, "name": c.name, "label_value": i + 1, "voxels": int(m.sum()), "trained": c.trained}
-            for i, (c, m) in enumerate(zip(result.classes, result.masks))
+            {"key": c.key, "name": c.name, "label_value": i + 1, "voxels": int(m.sum()), "trained": c.trained,
+             **r.to_dict()}
+            for i, (c, m, r) in enumerate(zip(result.classes, result.masks, reliability))
         ],
         "model": {"name": package.info.name, "version": package.info.version},
         "device": result.device_used,
+        "input_check": input_check.to_dict(),
         "timings": timings,
         "warnings": warnings,
         "postprocess_notes": result.notes,
     }
     progress.done(**summary)
     if not isinstance(progress, JsonLinesProgress):
-        empty = [c["name"] for c in summary["classes"] if c["voxels"] == 0]
-        print(f"Segmented {len(result.classes)} structure(s) with {algorithm} on {result.device_used} "
-              f"in {timings['total']:.1f} s; wrote {', '.join(summary['outputs'].values())}")
-        if empty:
-            print(f"Empty (nothing found): {', '.join(empty)}")
+        _print_summary(summary, algorithm)
     return 0
+
+
+def _print_summary(summary: dict[str, Any], algorithm: str) -> None:
+    classes = summary["classes"]
+    print(f"Segmented {len(classes)} structure(s) with {algorithm} on {summary['device']} in "
+          f"{summary['timings']['total']:.1f} s; wrote {', '.join(summary['outputs'].values())}")
+    empty = [c["name"] for c in classes if c["voxels"] == 0]
+    if empty:
+        print(f"Empty (nothing found): {', '.join(empty)}")
+    doubtful = [c for c in classes if c["status"] != "validated"]
+    if doubtful:
+        print("Not validated as accurate (held-out figures in the model package: `mome classes`):")
+        for c in doubtful:
+            print(f"  {c['name']}: {c['status_label']} ({c['evidence']})")
 
 
 def _planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
@@ -186,6 +232,10 @@ def _planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
         if "labelmap" in outputs:
             raise RequestError("--output is already a label map; give --labelmap only with a .seg.nrrd --output")
         outputs["labelmap"] = args.labelmap
+    if "labelmap" in outputs:
+        from ..io.legend import legend_paths
+
+        outputs.update(legend_paths(outputs["labelmap"]))  # which value is which structure
     if args.dicom_seg is not None:
         outputs["dicom_seg"] = args.dicom_seg
     if args.stats is not None:
@@ -203,30 +253,62 @@ def _planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _check_outputs(outputs: dict[str, Path], overwrite: bool) -> None:
-    existing = [str(p) for p in outputs.values() if p.exists()]
-    if existing and not overwrite:
-        raise RequestError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace, or choose another name")
+    """Before any work: no folder in the way, nothing replaced without --overwrite, every folder
+    writable (probed with a temporary file, so read-only mounts and permissions both show)."""
     for path in outputs.values():
         if path.is_dir():
             raise RequestError(f"{path} is a folder; give a file name")
+    existing = [str(p) for p in outputs.values() if p.exists()]
+    if existing and not overwrite:
+        raise RequestError(f"{', '.join(existing)} already exist(s); pass --overwrite to replace, or choose another name")
+    for folder in dict.fromkeys(p.parent for p in outputs.values()):
+        _check_writable(folder)
 
 
-def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any,
-             algorithm: str) -> dict[str, Callable[[Path], Any]]:
+def _check_writable(folder: Path) -> None:
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folder is created at write time; its nearest ancestor must allow it
+    if not existing.is_dir():
+        raise RequestError(f"cannot write into {folder}: {existing} is a file, not a folder; "
+                           "choose another output path")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".mome-write-test-"):
+            pass
+    except OSError as exc:
+        raise RequestError(f"cannot write into {folder}: {exc.strerror or exc} ({existing}); "
+                           "choose a folder you can write to") from exc
+
+
+def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any, algorithm: str,
+             reliability: list[Any]) -> dict[str, Callable[[Path], Any]]:
     """kind → function writing that output to the (temporary) path it is given."""
+    from dataclasses import replace
+
     from ..io.dicom_seg import write_dicom_seg
     from ..io.labelmap import write_labelmap
+    from ..io.legend import labelmap_overlaps, overlap_lines, write_itksnap_labels, write_slicer_color_table
     from ..io.preview import render_preview
     from ..io.seg_nrrd import write_seg_nrrd
     from ..io.statistics import structure_statistics, write_statistics
 
-    image, masks, segments = loaded.image, result.masks, result.descriptors
+    image, masks = loaded.image, result.masks
+    # Not-learned and zero-shot structures (opted in) say so in their name wherever a name is shown.
+    segments = [replace(d, name=r.display_name) for d, r in zip(result.descriptors, reliability)]
+    tags = [{RELIABILITY_TAG: r.label, EVIDENCE_TAG: r.reason} for r in reliability]
+    annotations = [{"name": r.name, "status": r.label, "evidence": r.reason} for r in reliability]
+    notes = overlap_lines(segments, labelmap_overlaps(masks)) if "labelmap" in outputs else []
+    labelmap_name = outputs["labelmap"].name if "labelmap" in outputs else ""
     writers: dict[str, Callable[[Path], Any]] = {
         "segmentation": lambda path: write_seg_nrrd(
-            path, masks, image, segments, algorithm, _terminology_entries(result.classes)
+            path, masks, image, segments, algorithm, _terminology_entries(result.classes), tags
         ),
         "labelmap": lambda path: write_labelmap(path, masks, image),
-        "stats": lambda path: write_statistics(path, structure_statistics(masks, image, segments)),
+        "legend_slicer": lambda path: write_slicer_color_table(path, segments, notes, labelmap_name),
+        "legend_itksnap": lambda path: write_itksnap_labels(path, segments, notes, labelmap_name),
+        "stats": lambda path: write_statistics(path, structure_statistics(masks, image, segments, annotations)),
         "preview": lambda path: render_preview(path, image, masks, segments),
     }
     if "dicom_seg" in outputs:

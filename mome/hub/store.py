@@ -123,7 +123,11 @@ class ModelStore:
                 raise PackageFormatError(f"{source} is neither a model package folder nor a .zip of one")
             from ..package.package import ModelPackage  # torch: only when installing
 
-            info = ModelPackage.load(staged).info
+            try:
+                info = ModelPackage.load(staged).info
+            except (PackageIntegrityError, PackageFormatError) as exc:
+                # Name the user's file, not the staging copy the check ran on.
+                raise type(exc)(str(exc).replace(str(staged), str(source))) from exc
             ref = (check_component(info.name, "model name"), check_component(info.version, "model version"))
             if "@" in ref[0]:
                 raise PackageFormatError(f"model name {ref[0]!r} must not contain '@'")

@@ -137,11 +137,10 @@ def class_embeddings(package: ModelPackage, targets: Sequence[TargetClass], text
                 f"expects {package.config.text_dim}-d ones; it cannot segment untrained classes"
             )
         rows.update(zip([t.key for t in untrained], vectors))
-        for t in untrained:
-            warnings.append(
-                f"model {package.info.name} was never trained on {t.name!r}: it is segmented from the "
-                "text embedding alone (zero-shot), so expect a poor or empty result"
-            )
+        warnings.append(
+            f"model {package.info.name} was never trained on {', '.join(repr(t.name) for t in untrained)}: "
+            "segmented from the text embedding alone (zero-shot), so expect a poor or empty result"
+        )
     return torch.stack([rows[t.key].float() for t in targets])
 
 

@@ -27,7 +27,10 @@ _EXPORTS = {
     "to_label_map": "masks",
     "render_preview": "preview",
     "LoadedImage": "reading",
-    "intensity_warning": "reading",
+    "ImplausibleInputError": "plausibility",
+    "InputCheck": "plausibility",
+    "check_ct_values": "plausibility",
+    "check_file_complete": "plausibility",
     "read_ct": "reading",
     "read_seg_nrrd": "seg_nrrd",
     "read_seg_nrrd_segments": "seg_nrrd",
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     from .labelmap import write_labelmap
     from .masks import to_label_map
     from .preview import render_preview
-    from .reading import LoadedImage, intensity_warning, read_ct
+    from .plausibility import ImplausibleInputError, InputCheck, check_ct_values, check_file_complete
+    from .reading import LoadedImage, read_ct
     from .seg_nrrd import read_seg_nrrd, read_seg_nrrd_segments, write_seg_nrrd
     from .statistics import structure_statistics, write_statistics

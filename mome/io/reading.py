@@ -1,7 +1,8 @@
 """Loading a CT volume from NIfTI, NRRD, MHA/MHD or DICOM into one checked SimpleITK image.
 
 Everything that would make the model silently fail (a screenshot, a single slice, a colour
-export, a 4D series, raw unscaled values) is caught here with a message that says what to do.
+export, a 4D series, a truncated file) is caught here with a message that says what to do; values
+that are not CT in Hounsfield units are reported in ``LoadedImage.input_check``.
 The geometry (origin, spacing, direction) is passed through from the file untouched.
 """
 
@@ -16,6 +17,7 @@ import SimpleITK as sitk
 
 from .atomic import full_suffix
 from .errors import ImageReadError, first_error_line
+from .plausibility import PASSED, InputCheck, check_ct_values, check_file_complete
 
 if TYPE_CHECKING:
     from . import dicom_series
@@ -34,13 +36,18 @@ class LoadedImage:
     dicom_files: list[Path] | None = None  # instance files in slice order when read from DICOM
     series_description: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Whether the values look like CT in HU; callers decide what a failure means (mome segment
+    # refuses unless --skip-input-check).
+    input_check: InputCheck = PASSED
 
 
 def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
     """Read a CT from a volume file, a DICOM series folder or one file of a DICOM series.
 
-    Raises :class:`ImageReadError` for inputs MoME cannot segment; soft problems (several series in
-    a folder, values that do not look like Hounsfield units) become ``warnings``.
+    Raises :class:`ImageReadError` for inputs MoME cannot segment (a truncated file:
+    :class:`~mome.io.plausibility.ImplausibleInputError`); soft problems (several series in a
+    folder) become ``warnings``, and whether the values look like CT in Hounsfield units is
+    ``input_check``.
     """
     source = Path(path).expanduser()
     if not source.exists():
@@ -54,11 +61,11 @@ def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
     elif full_suffix(source).lower() not in _VOLUME_SUFFIXES and _dicom().looks_like_dicom(source):
         loaded = _load_series(source, _dicom().series_of_file(source), [])
     else:
+        # SimpleITK reads a cut-off NIfTI as if the rest were zeros: check the file first.
+        check_file_complete(source).raise_if_failed()
         loaded = LoadedImage(image=_read_file(source), source=source)
     loaded.image = _as_scalar_3d(loaded.image, source, loaded.warnings)
-    hu_warning = intensity_warning(loaded.image)
-    if hu_warning:
-        loaded.warnings.append(hu_warning)
+    loaded.input_check = check_ct_values(loaded.image, source.name)
     return loaded
 
 
@@ -146,22 +153,3 @@ def _min_max(image: sitk.Image) -> tuple[float, float]:
     stats = sitk.MinimumMaximumImageFilter()
     stats.Execute(image)
     return stats.GetMinimum(), stats.GetMaximum()
-
-
-def intensity_warning(image: sitk.Image) -> str | None:
-    """A warning when the value range is implausible for a CT in Hounsfield units, else None.
-
-    A CT in HU has air around -1000 and bone in the hundreds; 8-bit ranges, normalised values or
-    unsigned raw detector values (stored pixels without RescaleIntercept) have neither.
-    """
-    low, high = _min_max(image)
-    reason = None
-    if low >= 0 and high <= 255:
-        reason = "the range looks like an 8-bit picture"
-    elif high < 100:
-        reason = "no bone-like values (max < 100); the image may be normalised"
-    elif low >= 0:
-        reason = "no negative values (air is about -1000 HU); raw stored values without rescale slope/intercept?"
-    if reason is None:
-        return None
-    return f"intensities {low:g}..{high:g} do not look like Hounsfield units; results may be poor ({reason})."

@@ -10,7 +10,7 @@ DICOM algorithm tags; the tag names and the terminology entry are ``mome.vocabul
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,15 @@ def write_seg_nrrd(
     segments: Sequence[SegmentDescriptor],
     algorithm_name: str,
     terminology_entries: Sequence[str] | None = None,
+    segment_tags: Sequence[Mapping[str, str]] | None = None,
 ) -> Path:
     """Write a Slicer ``.seg.nrrd`` on the reference grid that keeps overlapping masks whole.
 
     ``masks[i]`` ((z, y, x), reference grid) is described by ``segments[i]`` and stored with
     label value ``i + 1``. ``terminology_entries[i]``, when given, is written as the segment's
     ``TerminologyEntry`` verbatim (e.g. an entry chosen in Slicer's terminology browser; an empty
-    one is left out); otherwise it is built from the descriptor's codes. Returns the written path.
+    one is left out); otherwise it is built from the descriptor's codes. ``segment_tags[i]`` adds
+    tags of its own to segment i (MoME records each structure's reliability there). Returns the path.
     The file is written in place: stage it with :func:`mome.io.atomic.atomic_write` for an
     all-or-nothing result.
     """
@@ -55,6 +57,8 @@ def write_seg_nrrd(
     check_count(arrays, segments)
     if terminology_entries is not None and len(terminology_entries) != len(segments):
         raise ValueError("terminology_entries needs one entry per segment")
+    if segment_tags is not None and len(segment_tags) != len(segments):
+        raise ValueError("segment_tags needs one entry per segment")
     keys = [s.key for s in segments]
     if len(set(keys)) != len(keys):
         raise ValueError(f"Segment keys must be unique (they become Slicer segment IDs): {keys}")
@@ -78,7 +82,8 @@ def write_seg_nrrd(
         "Segmentation_SourceRepresentation": BINARY_LABELMAP,
         "referenceImageExtentOffset": [0, 0, 0],
         "segments": [
-            _segment(index, segment, layers[index], arrays[index], entries[index], algorithm_name)
+            _segment(index, segment, layers[index], arrays[index], entries[index], algorithm_name,
+                     segment_tags[index] if segment_tags is not None else {})
             for index, segment in enumerate(segments)
         ],
     }
@@ -88,10 +93,11 @@ def write_seg_nrrd(
 
 
 def _segment(index: int, segment: SegmentDescriptor, layer: int, mask: np.ndarray, entry: str,
-             algorithm_name: str) -> dict[str, Any]:
+             algorithm_name: str, extra_tags: Mapping[str, str]) -> dict[str, Any]:
     box = bounding_box(mask)  # (z, y, x) slices
     tags = {TERMINOLOGY_TAG: _tag_value(entry)} if entry else {}
     tags.update({ALGORITHM_TYPE_TAG: "AUTOMATIC", ALGORITHM_NAME_TAG: _tag_value(algorithm_name)})
+    tags.update({key: _tag_value(value) for key, value in extra_tags.items()})
     return {
         "id": segment.key,
         "name": segment.name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from .evidence import ClassStatus, Study, class_statuses, read_evidence
 from .files import PackageFormatError, read_package_json
 from .format import PackageClass, PackageInfo, Preprocessing
 from .manifest import PackageIntegrityError, sha256_file, verify_manifest
@@ -23,12 +24,16 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ClassStatus",
     "ModelPackage",
     "PackageClass",
     "PackageFormatError",
     "PackageInfo",
     "PackageIntegrityError",
     "Preprocessing",
+    "Study",
+    "class_statuses",
+    "read_evidence",
     "read_package_json",
     "sha256_file",
     "verify_manifest",

@@ -105,3 +105,5 @@ class PackageInfo:
     allows_free_text: bool = True
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Per-class accuracy studies, as model.json stores them (read with mome.package.evidence).
+    evidence: list[dict[str, Any]] = field(default_factory=list)

@@ -3,7 +3,8 @@ SHA-256 manifest. Loading verifies the manifest first and never unpickles anythi
 
 Layout::
 
-    model.json            format, architecture, preprocessing, classes, provenance, metrics
+    model.json            format, architecture, preprocessing, classes, provenance, metrics and
+                          per-class accuracy evidence (``evidence``, see evidence.py)
     weights.safetensors   network state ("model.*") + class text embeddings ("class_embeddings")
     SHA256SUMS.json       checksums of the two files above
 """
@@ -106,6 +107,7 @@ class ModelPackage:
             "classes": [c.to_dict() for c in self.classes],
             "provenance": self.info.provenance,
             "metrics": self.info.metrics,
+            "evidence": self.info.evidence,
         }
 
     def save(self, path: str | Path, dtype: torch.dtype | None = None, overwrite: bool = False) -> Path:
@@ -182,6 +184,7 @@ class ModelPackage:
             allows_free_text=text.get("allows_free_text", True),
             provenance=meta.get("provenance", {}),
             metrics=meta.get("metrics", {}),
+            evidence=meta.get("evidence", []),
         )
         return cls(
             info=info,

@@ -18,6 +18,19 @@ class ModelSection:
     router_top_k: int | None = None
 
 
+#: ``data.augment`` in a training config: a policy name, or true (= "standard") / false (= "none").
+AUGMENTATION_POLICIES = ("none", "standard", "strong")
+
+
+def augmentation_policy(augment: bool | str) -> str:
+    """The policy name for a config's ``augment`` value; a clear error for anything else."""
+    if augment is True or augment is False:
+        return "standard" if augment else "none"
+    if augment not in AUGMENTATION_POLICIES:
+        raise ValueError(f"data.augment must be true, false or one of {list(AUGMENTATION_POLICIES)}, got {augment!r}")
+    return str(augment)
+
+
 @dataclass
 class DataSection:
     manifest: str = ""
@@ -31,7 +44,14 @@ class DataSection:
     # Heads/router cost grows with K: per step, train at most this many of the sample's labelled
     # classes (those present first, tumours always). 0 = all.
     max_classes_per_step: int = 0
-    augment: bool = True
+    # Augmentation policy (sampling.augmentations): "none", "standard" (= true) or "strong".
+    augment: bool | str = True
+    # Crops are read and augmented in this many DataLoader worker processes (0: in the training
+    # process), each keeping ``prefetch_factor`` batches ready.
+    num_workers: int = 2
+    prefetch_factor: int = 2
+    # Processes that prepare cases from the manifest in parallel (each holds one case in memory).
+    prepare_workers: int = 1
 
 
 @dataclass
@@ -72,6 +92,7 @@ class TrainConfig:
             raise ValueError(f"package_dtype must be float32 or float16, got {self.package_dtype!r}")
         if self.keep not in ("best", "last"):
             raise ValueError(f"keep must be 'best' or 'last', got {self.keep!r}")
+        augmentation_policy(self.data.augment)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from ..imaging import AIR_HU, Grid, model_grid, network_array, resample, same_grid, scale_intensity
 from ..vocabulary import Vocabulary
 from .manifest import Case, ManifestError, Manifest
-from .prepared import PreparedCase, TrainingData
+from .prepared import PreparedCase
 
 
 #: Labels from other tools may carry a little more header rounding than MoME's own outputs.
@@ -124,36 +124,12 @@ def prepare_case(
     return PreparedCase(case.id, case.dataset, image_array, target, labelled)
 
 
-def prepare_training_data(manifest: Manifest, classes: list[str], embeddings, text_encoder: str, spacing, hu_window,
-                          parents: dict[str, list[str]] | None = None, with_val: bool = True,
-                          on_case=None) -> TrainingData:
-    """Prepare every train (and val) case of ``manifest`` for a run over ``classes``."""
-    def prepared(split: str) -> list[PreparedCase]:
-        out = []
-        for case in manifest.cases(split):
-            if on_case is not None:
-                on_case(case)
-            out.append(prepare_case(case, classes, spacing, hu_window, parents=parents))
-        return out
-
-    return TrainingData(
-        classes=list(classes), embeddings=embeddings, text_encoder=text_encoder,
-        spacing=tuple(float(s) for s in spacing), hu_window=tuple(float(h) for h in hu_window),
-        train=prepared("train"), val=prepared("val") if with_val else [],
-        provenance={
-            "manifest": str(manifest.source) if manifest.source else None,
-            "sha256": manifest.fingerprint(),
-            "train_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("train")],
-            "val_cases": [f"{c.dataset}/{c.id}" for c in manifest.cases("val")],
-            "class_case_counts": manifest.class_case_counts("train"),
-        },
-    )
-
-
-def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None) -> list[str]:
-    """Every problem that would stop or silently spoil training, found before it starts."""
+def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes: list[str] | None = None,
+                      split: str | None = None) -> list[str]:
+    """Every problem that would stop or silently spoil training, found before it starts; with
+    ``split``, the problems of that split's cases only (what an evaluation of it reads)."""
     problems: list[str] = []
-    for case in manifest.cases():
+    for case in manifest.cases(split):
         where = f"{case.dataset}/{case.id}"
         files = [("image", case.image), ("labels", case.labels), ("seg.nrrd", case.seg_nrrd)]
         files += [(f"mask '{k}'", p) for k, p in case.masks.items()]
@@ -193,6 +169,6 @@ def validate_manifest(manifest: Manifest, vocabulary: Vocabulary, model_classes:
             if key not in vocabulary:
                 near = ", ".join(c.key for c in vocabulary.closest(key, 3))
                 problems.append(f"{where}: class {key!r} is not in the vocabulary (closest: {near})")
-    if not manifest.cases("train"):
+    if split is None and not manifest.cases("train"):
         problems.append("no case has split 'train'")
     return problems

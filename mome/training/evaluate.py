@@ -1,4 +1,8 @@
-"""Evaluate a model package on a manifest split: Dice, surface Dice (NSD) and HD95 per class."""
+"""Evaluate a model package on a manifest split: Dice, surface Dice (NSD) and HD95 per class.
+
+The result is plain JSON: a distance that does not exist (HD95 when nothing was predicted) is
+``null`` with a note saying why, never ``Infinity``, which JSON does not allow.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from monai.metrics import compute_hausdorff_distance, compute_surface_dice
 from ..package import ModelPackage
 from ..progress import NullProgress, Progress
 from ..vocabulary import load_vocabulary
-from .data import prepare_case
-from .manifest import Manifest
+from .data import prepare_case, validate_manifest
+from .manifest import Manifest, ManifestError
 from .validation import dice, predict_case
 
 
@@ -26,8 +30,18 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
     if not cases:
         raise ValueError(f"the manifest has no '{split}' cases to evaluate; mark some cases with split: {split}")
     vocab = load_vocabulary()
-    known = [k for k in manifest.classes if k in package.class_keys]
-    skipped = [k for k in manifest.classes if k not in package.class_keys]
+    # Every problem of the evaluated cases at once, before the model is built (as training does).
+    problems = validate_manifest(manifest, vocab, split=split)
+    if problems:
+        raise ManifestError(problems, what="evaluation data", outcome="nothing was evaluated")
+    annotated = list(dict.fromkeys(k for case in cases for k in case.classes))
+    known = [k for k in annotated if k in package.class_keys]
+    skipped = [k for k in annotated if k not in package.class_keys]
+    if not known:
+        raise ValueError(
+            f"model {package.info.name} {package.info.version} has none of the classes the '{split}' cases annotate "
+            f"({', '.join(annotated) or 'none'}); its classes: {', '.join(package.class_keys)}"
+        )
     parents = {k: list(vocab.get(k).parent) for k in known if k in vocab}
     pre = package.preprocessing
     model = package.build_model(device)
@@ -52,8 +66,7 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
         key: {
             "dice": float(np.mean([m["dice"] for m in ms])),
             "nsd": float(np.mean([m["nsd"] for m in ms])),
-            "hd95_mm": float(np.mean([m["hd95_mm"] for m in ms])) if all(np.isfinite(m["hd95_mm"]) for m in ms)
-            else None,
+            **_mean_hd95(ms),
             "cases": len(ms),
         }
         for key, ms in collected.items()
@@ -70,12 +83,25 @@ def evaluate_package(package: ModelPackage, manifest: Manifest, split: str = "va
     }
 
 
+NOTHING_PREDICTED = "nothing was predicted, so there is no surface distance"
+
+
+def _mean_hd95(ms: list[dict]) -> dict:
+    """Mean HD95 over cases, or null with the reason when a case has none."""
+    if any(m["hd95_mm"] is None for m in ms):
+        return {"hd95_mm": None, "hd95_note": f"{NOTHING_PREDICTED} in at least one case"}
+    return {"hd95_mm": float(np.mean([m["hd95_mm"] for m in ms]))}
+
+
 def _metrics(pred: np.ndarray, truth: np.ndarray, spacing: np.ndarray, tol: float) -> dict:
     d = dice(pred, truth)
     if not pred.any():
-        return {"dice": d, "nsd": 0.0, "hd95_mm": float("inf")}
+        return {"dice": d, "nsd": 0.0, "hd95_mm": None, "hd95_note": NOTHING_PREDICTED}
     p = torch.as_tensor(pred[None, None])
     t = torch.as_tensor(truth[None, None])
     nsd = compute_surface_dice(p, t, class_thresholds=[tol], include_background=True, spacing=spacing.tolist())
-    hd = compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=spacing.tolist())
-    return {"dice": d, "nsd": float(nsd.item()), "hd95_mm": float(hd.item())}
+    hd = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95,
+                                          spacing=spacing.tolist()).item())
+    if not np.isfinite(hd):
+        return {"dice": d, "nsd": float(nsd.item()), "hd95_mm": None, "hd95_note": "no finite surface distance"}
+    return {"dice": d, "nsd": float(nsd.item()), "hd95_mm": hd}

@@ -5,11 +5,14 @@ A manifest is JSON or YAML::
     name: my-data
     datasets:
       - name: abdomen
+        weight: 2.0                   # sampled twice as often as a weight-1 dataset (default 1)
         label_map: {1: spleen, 2: kidney_right, 5: liver, 9: null}   # value -> class key (null: other)
+        label_names: {1: Spleen, 2: Kidney (R), 5: Liver, 9: Lungs}  # optional: the source's own names
         cases:
           - {id: case01, image: img/01.nii.gz, labels: lab/01.nii.gz, split: train}
           - {id: case01-top, image: img/01.nii.gz, labels: lab/01.nii.gz, roi: {z: [80, 112]}, split: val}
       - name: vessels
+        unmapped_masks: [lung_vessels]  # optional: source masks that map to no class (not imported)
         cases:                                              # one binary mask per class
           - {id: cta, image: cta.nii.gz, masks: {aorta: aorta.nii.gz}, split: val}
       - name: slicer
@@ -22,12 +25,21 @@ mapped to ``null`` is a structure outside the vocabulary of this run (background
 classes). ``roi`` restricts a case to an index range per axis (x, y, z; start inclusive, end
 exclusive), e.g. to hold out a slab of a scan. Relative paths are resolved against the manifest's
 folder.
+
+**Sampling.** Each training step picks a dataset with probability proportional to its ``weight``
+(a positive number; every dataset 1 by default, i.e. datasets uniformly, however many cases each
+has), then one of that dataset's training cases uniformly, then class-balanced crops in it.
+
+``label_names`` and ``unmapped_masks`` are what ``mome data import`` writes so that nothing it could
+not map is silently lost: ``mome data check`` lists every named label value mapped to ``null`` and
+every unmapped mask.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +52,10 @@ SPLITS = ("train", "val", "test")
 class ManifestError(ValueError):
     """Every problem found in a manifest, reported at once."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], what: str = "training data", outcome: str = "nothing was trained"):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"the training data has {len(problems)} problem(s); nothing was trained:\n{lines}")
+        super().__init__(f"the {what} has {len(problems)} problem(s); {outcome}:\n{lines}")
 
 
 @dataclass
@@ -70,6 +82,16 @@ class Case:
 class Dataset:
     name: str
     cases: list[Case]
+    weight: float = 1.0  # relative probability of sampling this dataset at a training step
+    label_map: dict[int, str | None] = field(default_factory=dict)  # label value -> class key (or None)
+    label_names: dict[int, str] = field(default_factory=dict)  # label value -> the source's name
+    unmapped_masks: list[str] = field(default_factory=list)  # source masks mapped to no class
+
+    def unmapped_labels(self) -> list[str]:
+        """Source labels that reach no class: named values mapped to null, and unmapped masks."""
+        named = [f"{value} ({name})" for value, name in sorted(self.label_names.items())
+                 if value != 0 and self.label_map.get(value) is None]
+        return named + list(self.unmapped_masks)
 
 
 @dataclass
@@ -80,6 +102,10 @@ class Manifest:
 
     def cases(self, split: str | None = None) -> list[Case]:
         return [c for d in self.datasets for c in d.cases if split is None or c.split == split]
+
+    @property
+    def dataset_weights(self) -> dict[str, float]:
+        return {d.name: d.weight for d in self.datasets}
 
     @property
     def classes(self) -> list[str]:
@@ -127,6 +153,12 @@ def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = N
         except (TypeError, ValueError):
             problems.append(f"{name}: label_map keys must be integer label values")
             label_map = {}
+        weight = _weight(d.get("weight", 1.0), name, problems)
+        try:
+            label_names = {int(k): str(v) for k, v in (d.get("label_names") or {}).items()}
+        except (TypeError, ValueError):
+            problems.append(f"{name}: label_names keys must be integer label values")
+            label_names = {}
         cases = []
         for j, c in enumerate(d.get("cases") or []):
             cid = str(c.get("id") or f"{name}-{j + 1}")
@@ -158,10 +190,26 @@ def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = N
             cases += _cases_from_seg_nrrd_folder(name, _resolve(root, d["seg_nrrd_folder"]), problems)
         if not cases:
             problems.append(f"dataset {name} has no cases")
-        datasets.append(Dataset(name, cases))
+        datasets.append(Dataset(name, cases, weight, label_map, label_names,
+                                [str(m) for m in d.get("unmapped_masks") or []]))
+    names = [d.name for d in datasets]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"dataset name {dup!r} is used more than once; datasets are sampled by name, so give each its own")
     if problems:
         raise ManifestError(problems)
     return Manifest(str(data.get("name", "dataset")), datasets, source)
+
+
+def _weight(value, name: str, problems: list[str]) -> float:
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not (math.isfinite(weight) and weight > 0):
+        problems.append(f"{name}: weight must be a positive number (relative sampling probability), got {value!r}; "
+                        "to leave a dataset out of training, give its cases split: val or test")
+        return 1.0
+    return weight
 
 
 def _roi(value, where: str, problems: list[str]) -> dict[str, tuple[int, int]]:

@@ -26,8 +26,8 @@ from .distributed import DistInfo, all_reduce_mean, barrier, setup_distributed
 from .finetune import apply_freeze
 from .loss import MaskedBCEDiceLoss
 from .manifest import Manifest, ManifestError, load_manifest
-from .prepared import TrainingData
-from .sampling import UniformSampler, build_transforms
+from .prepared import PreparedData
+from .sampling import TrainingCrops, shard, training_loader
 from .validation import validate
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,11 @@ class Trainer:
         self._text_encoder = text_encoder
 
         self.base = self._load_base() if cfg.base_model else None
-        self._data: TrainingData | None = None
+        self._data: PreparedData | None = None
         if cfg.data.prepared:
             # Prepared elsewhere (``--prepare-only``): classes and embeddings come with the data, and
             # neither SimpleITK nor a text encoder is needed here.
-            self._data = TrainingData.load(cfg.data.prepared)
+            self._data = PreparedData.open(cfg.data.prepared)
             self._data.check_matches(self.preprocessing().spacing, self.preprocessing().hu_window)
             self.manifest = None
             self.classes = self._data.classes
@@ -135,18 +135,34 @@ class Trainer:
         return Preprocessing(spacing=tuple(d.spacing), fast_spacing=tuple(max(3.0, s) for s in d.spacing),
                              hu_window=tuple(d.hu_window), patch_size=tuple(d.patch_size))
 
-    def prepare_data(self) -> TrainingData:
-        """The prepared cases of this run: loaded, or prepared now from the manifest."""
+    def prepare_to(self, folder, key: str | None = None) -> Path:
+        """Prepare the manifest's cases into ``folder``, one at a time (``--prepare-only``)."""
+        from .preparation import prepare_folder
+
+        pre = self.preprocessing()
+        parents = {k: list(self.vocabulary.get(k).parent) for k in self.classes}
+        cases = self.manifest.cases("train") + self.manifest.cases("val")
+        done = iter(range(1, len(cases) + 1))
+        return prepare_folder(
+            self.manifest, self.classes, self.embeddings, self.text_encoder_id, pre.spacing, pre.hu_window,
+            Path(folder), parents, workers=self.cfg.data.prepare_workers, key=key,
+            on_case=lambda case: self.progress.update("data", next(done) / len(cases),
+                                                      f"prepared {case.dataset}/{case.id}"),
+        )
+
+    def prepare_data(self) -> PreparedData:
+        """The prepared data of this run: the ``--prepared`` folder, or ``<output>/prepared`` made from the
+        manifest (and reused while the manifest, its files and the preprocessing stay the same)."""
         if self._data is None:
-            from .data import prepare_training_data
+            from .preparation import ensure_prepared, preparation_key
 
             pre = self.preprocessing()
             parents = {k: list(self.vocabulary.get(k).parent) for k in self.classes}
-            self._data = prepare_training_data(
-                self.manifest, self.classes, self.embeddings, self.text_encoder_id, pre.spacing, pre.hu_window,
-                parents, with_val=self.dist.is_main,
-                on_case=lambda case: self.progress.update("data", 0.0, f"preparing {case.dataset}/{case.id}"),
-            )
+            key = preparation_key(self.manifest, self.classes, pre.spacing, pre.hu_window, parents,
+                                  self.text_encoder_id)
+            folder = ensure_prepared(self.out / "prepared", key, lambda f: self.prepare_to(f, key), self.dist.is_main)
+            self._data = PreparedData.open(folder)
+            self._data.dataset_weights = self.manifest.dataset_weights  # edited weights need no new preparation
         return self._data
 
     # ------------------------------------------------------------------ loop
@@ -157,16 +173,24 @@ class Trainer:
         kinds = {k: self.vocabulary.get(k).kind for k in self.classes}
         self.progress.update("data", 0.0, "preparing training cases")
         data = self.prepare_data()
-        transforms = build_transforms(self.classes, kinds, pre.patch_size, cfg.data.crops_per_case,
-                                      cfg.data.tumour_oversampling, cfg.data.augment)
-        sampler = UniformSampler(data.train, transforms, cfg.seed, self.dist.rank)
-        val_cases = data.val if self.dist.is_main else []
+        crops = TrainingCrops(data, shard(data.train, self.dist.rank, self.dist.world_size), kinds, pre.patch_size,
+                              cfg.data.crops_per_case, cfg.data.tumour_oversampling, cfg.data.augment, cfg.seed,
+                              self.dist.rank, opt_cfg.accumulation, opt_cfg.steps)
+        val_cases = data.val_cases() if self.dist.is_main else []
 
         model = self.model
         ddp = DistributedDataParallel(model) if self.dist.enabled else model
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
-        scheduler = WarmupCosineSchedule(optimizer, warmup_steps=opt_cfg.warmup_steps, t_total=opt_cfg.steps)
+        # fused: one kernel for all parameters. On the CPU the default per-tensor loop took ~2 s a step
+        # for the tiny model's 4.4 M parameters (182 tensors); fused takes ~0.02 s, with the same update.
+        optimizer = torch.optim.AdamW(params, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay,
+                                      fused=self.device.type in ("cpu", "cuda"))
+        # The warm-up ramps the rate up as (step + 1) / (warmup + 1): monai's default multiplier 0 gives
+        # the first step a rate of 0, a step that changes nothing, which "keep best" then chose on a
+        # short fine-tune (its validation is the base model's own score), so the fine-tuned package
+        # was the base again.
+        scheduler = WarmupCosineSchedule(optimizer, warmup_steps=opt_cfg.warmup_steps, t_total=opt_cfg.steps,
+                                         warmup_multiplier=1.0 / (opt_cfg.warmup_steps + 1))
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(self.device, opt_cfg.amp) == torch.float16)
         loss_fn = MaskedBCEDiceLoss()
         embeddings = self.embeddings.to(self.device)
@@ -196,12 +220,14 @@ class Trainer:
 
         model.train()
         t0, completed = time.monotonic(), start
+        batches = iter(training_loader(crops, start, cfg.data.num_workers, pin_memory=self.device.type == "cuda",
+                                       prefetch_factor=cfg.data.prefetch_factor))
         try:
             for step in range(start, opt_cfg.steps):
                 optimizer.zero_grad(set_to_none=True)
                 total = 0.0
                 for micro in range(opt_cfg.accumulation):
-                    batch = sampler.sample(step, micro)
+                    batch = next(batches)
                     chosen = self._step_classes(batch, step, micro, kinds)
                     with autocast_for(self.device, opt_cfg.amp):
                         logits = ddp(batch.image.to(self.device), embeddings[chosen])
@@ -237,6 +263,8 @@ class Trainer:
         except KeyboardInterrupt:
             checkpoint(completed)  # at most the current step is lost; `--resume` continues from here
             raise
+        finally:
+            del batches  # stops the DataLoader's worker processes now rather than at garbage collection
 
         path = None
         kept = best if cfg.keep == "best" else _last_validation(history)
@@ -267,8 +295,24 @@ class Trainer:
         return sorted(int(i) for i in ordered[:cap])
 
     # ------------------------------------------------------------------ output
+    def _changed_tensors(self) -> tuple[int, int]:
+        """(changed, trained): how many trainable tensors differ from the base model's."""
+        trained = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        base = self.base.state_dict if self.base is not None else {}
+        state = self.model.state_dict()
+        changed = [n for n in trained
+                   if n not in base or not torch.equal(state[n].detach().cpu().float(), base[n].float())]
+        return len(changed), len(trained)
+
     def _write_package(self, kept: dict, history: list) -> Path:
         cfg = self.cfg
+        changed, trained = self._changed_tensors()
+        if self.base is not None and changed == 0:
+            raise ValueError(
+                f"fine-tuning changed none of the {trained} trained weight tensors of {cfg.base_model} "
+                f"(learning rate {cfg.optim.lr}, {cfg.optim.steps} steps, kept '{cfg.keep}' from step "
+                f"{kept.get('step')}); no package was written"
+            )
         classes = []
         for key in self.classes:
             if self.base is not None and key in self.base.class_keys:
@@ -286,6 +330,7 @@ class Trainer:
             "validation_curve": [[h["step"], round(float(np.mean(list(h["val_dice"].values()))), 4)]
                                  for h in history if h.get("val_dice")],
             "final_loss": history[-1]["loss"] if history else None,
+            "changed_tensors": {"changed": changed, "trained": trained},
             "software": {"mome": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "device": str(self.device),
             "world_size": self.dist.world_size,

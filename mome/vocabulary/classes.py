@@ -17,7 +17,7 @@ from typing import Any
 
 from ..resource_files import resource_path
 from .codes import Code, SegmentDescriptor
-from .names import canonical_name
+from .names import WORD_SUGGESTION_CUTOFF, canonical_name, similar_spellings
 
 KINDS = ("organ", "tumor", "cyst", "vessel", "bone", "muscle", "other")
 LATERALITIES = ("left", "right")
@@ -208,13 +208,13 @@ class Vocabulary:
                     found.append(cls)
 
         # Whole-name similarity catches typos ("livr"); shared words catch names that are right
-        # but incomplete or extended ("heart ventricle" -> heart). A loose similarity is only the
-        # last resort, so that badly garbled input still gets some help.
-        add(difflib.get_close_matches(query, self._index, n=n * 4, cutoff=0.6))
+        # but incomplete or extended ("heart ventricle" -> heart). Nothing looser: "banana" gets no
+        # suggestion rather than "brain, pancreas" (see names.SUGGESTION_CUTOFF).
+        add(similar_spellings(query, self._index, n=n * 4))
         words = {w for w in query.split() if len(w) > 2}
+        known_words = {w for s in self._index for w in s.split()}
+        words |= {m for w in words for m in similar_spellings(w, known_words, 1, WORD_SUGGESTION_CUTOFF)}
         add(s for s in self._index if words & set(s.split()))
-        if not found:
-            add(difflib.get_close_matches(query, self._index, n=n * 4, cutoff=0.4))
         return found[:n]
 
     def um_classes(self) -> list[StructureClass]:

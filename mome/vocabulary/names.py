@@ -7,7 +7,9 @@ noise, and :func:`canonical_name` moves a laterality word, wherever it stands, t
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 # Words (after normalisation) that state a side. Single letters are only read as a side when they
 # stand alone, so "L1" (a vertebra) or "T12" are never mistaken for "left".
@@ -60,3 +62,17 @@ def canonical_name(text: str) -> str:
 def slugify(text: str) -> str:
     """A snake_case identifier for ``text`` ("Left ureter (distal)" -> "left_ureter_distal")."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+#: How alike (difflib's ratio, 0..1) a known spelling must be to be offered as "Did you mean".
+#: 0.6 catches typos ("livr" → liver: 0.89, "spleeen" → spleen: 0.92) and keeps unrelated words out
+#: ("banana" → pancreas is 0.43, → brain 0.55): a suggestion that makes no sense is worse than none.
+SUGGESTION_CUTOFF = 0.6
+#: The same for one misspelt word inside a name ("kidnye" → kidney: 0.83); stricter, because short
+#: words are alike by chance ("banana" → canal: 0.73).
+WORD_SUGGESTION_CUTOFF = 0.8
+
+
+def similar_spellings(query: str, spellings: Iterable[str], n: int, cutoff: float = SUGGESTION_CUTOFF) -> list[str]:
+    """The up to ``n`` spellings most like ``query`` (canonical forms), best first, above ``cutoff``."""
+    return difflib.get_close_matches(canonical_name(query), list(spellings), n=n, cutoff=cutoff)

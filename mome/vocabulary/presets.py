@@ -2,7 +2,12 @@
 
 Presets list vocabulary keys rather than display names so that renaming a class for display never
 breaks them; ``Testing/test_vocabulary.py`` checks that every key exists. They favour the 32
-CLIP-Driven Universal Model classes, the structures MoME's experts are trained on.
+CLIP-Driven Universal Model classes, the structures MoME's experts are trained on, plus the
+head-and-neck organs at risk of the OpenKBP data.
+
+A preset is the same for every model; what a given model can be trusted with is not. So the Slicer
+panel adds only the structures the selected model would segment (not those it has not learned or
+was never trained on, unless the user opted in) and lists the rest.
 """
 
 from __future__ import annotations
@@ -50,6 +55,15 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "esophagus",
         "aorta",
     ),
+    "head and neck": (
+        "parotid_gland_left",
+        "parotid_gland_right",
+        "brainstem",
+        "spinal_cord",
+        "mandible",
+        "larynx",
+        "esophagus",
+    ),
 }
 
 # Other spellings of preset names (American English, singular).
@@ -59,6 +73,9 @@ _ALIASES = {
     "tumor": "tumours",
     "vessel": "vessels",
     "abdomen": "abdominal organs",
+    "head & neck": "head and neck",
+    "head neck": "head and neck",
+    "h&n": "head and neck",
 }
 
 
