@@ -1,5 +1,6 @@
-"""The OpenKBP converter (recipes/mome-mini-2/data/openkbp.py): geometry established from anatomy,
-quality flags, and the recipe's manifests (official split kept, evaluation-only data never trained).
+"""The OpenKBP converter (``mome/data/openkbp.py``, driven by ``recipes/mome-mini-2/data/openkbp.py``):
+geometry established from anatomy, quality flags, and the recipe's manifests (official split kept,
+evaluation-only data never trained).
 
 The anatomy tests read a few real patients from the open-kbp repository (a git mirror or a folder
 with ``provided-data/``: ``$MOME_OPENKBP_SOURCE``, else ``../.mirror/ababier+open-kbp/repo`` or

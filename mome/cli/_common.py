@@ -17,17 +17,31 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, F
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..hub.errors import DownloadError  # the network, a proxy, or a file changed on the server
     from ..inference.device import DeviceUnavailableError
     from ..package import PackageIntegrityError
     from ..text import TextEncoderUnavailableError
 
-    return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError, DeviceUnavailableError)
+    return (*USER_ERRORS, PackageIntegrityError, TextEncoderUnavailableError, DeviceUnavailableError, DownloadError)
 
 
 def description(docstring: str | None) -> str:
     """The first paragraph of a module docstring as ``--help`` shows it: without the reStructuredText
     literal quotes that docstrings use (``mome segment`` → mome segment)."""
     return (docstring or "").split("\n\n")[0].replace("``", "")
+
+
+def download_consent(yes: bool) -> bool | Callable[[str], bool]:
+    """The consent a download gets (``mome.hub.download.agreed``): ``--yes`` agrees; on a terminal
+    the user is asked y/N (default no); anywhere else (a script, a pipe) there is none, so nothing
+    is downloaded unless asked for explicitly."""
+    return True if yes else (_ask if sys.stdin.isatty() else False)
+
+
+def _ask(question: str) -> bool:
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._common import add_progress_argument, description
+from ._common import add_progress_argument, description, download_consent
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -190,19 +190,13 @@ def _download(args: argparse.Namespace, store: Any) -> int:
     if entry is None:
         known = ", ".join(sorted({e.spec for e in registry})) or "none"
         raise ModelNotFoundError(f"the registry does not list {args.model}; known models: {known}")
-    consent: bool | Callable[[str], bool] = True if args.yes else (_ask if sys.stdin.isatty() else False)
+    consent = download_consent(args.yes)
     progress = make_progress(args.progress)
     model = download_model(entry, store, consent, progress, activate=args.activate)
     progress.done(installed=model.spec, path=str(model.path), active=model.active)
     if not isinstance(progress, JsonLinesProgress):
         print(f"Installed {model.spec} in {model.path}" + (" (active)" if model.active else ""))
     return 0
-
-
-def _ask(question: str) -> bool:
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _import(args: argparse.Namespace, store: Any) -> int:

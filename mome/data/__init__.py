@@ -6,6 +6,7 @@
     nnunet.py            nnU-Net v2 raw layout (dataset.json labels name → value, <case>_0000 images)
     totalsegmentator.py  sNNNN/ct.nii.gz + segmentations/<name>.nii.gz, meta.csv splits
     pairs.py             image/label files paired by a pattern (BTCV, KiTS, LiTS, CT-ORG, …)
+    openkbp.py           one OpenKBP patient (sparse CSVs, 128³ grid) → CT + masks (``mome sample``, recipes)
     imported.py          ImportedDataset (what every importer returns), helpers they share, writing manifests
     check.py             ``mome data check``: per-class case counts, problems, unmapped labels
 

@@ -8,6 +8,8 @@ means (resolve), and getting new ones (download with consent, or import from a f
 * ``resolve`` — ``--model NAME[@VERSION]|PATH`` → package path (``DEFAULT_MODEL`` when none is
   named or active), never downloading;
 * ``verify`` — checksum check of any package folder or .zip.
+* ``samples`` — remote samples (``mome sample NAME --download``): the same consent and verified
+  download, then conversion into ``<MOME_HOME>/samples/NAME/``.
 """
 
 from .download import download_model

@@ -1,27 +1,12 @@
-"""Where MoME keeps its per-user data (downloaded and installed models).
-
-One function so that the CLI, the Slicer modules and the tests agree on the location, and so that
-``MOME_HOME`` can move everything at once (offline sites, shared drives, tests).
-"""
+"""Where the hub keeps installed models: ``<home>/models`` (``default_home``: ``mome/home.py``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ..home import default_home
 
-def default_home() -> Path:
-    """``$MOME_HOME``, else ``$XDG_CACHE_HOME/mome``, else ``~/.cache/mome``.
-
-    Read on every call (not at import) so that a changed environment takes effect at once.
-    """
-    home = os.environ.get("MOME_HOME")
-    if home:
-        return Path(home).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME")
-    if cache:
-        return Path(cache).expanduser() / "mome"
-    return Path.home() / ".cache" / "mome"
+__all__ = ["default_home", "default_models_dir"]
 
 
 def default_models_dir() -> Path:

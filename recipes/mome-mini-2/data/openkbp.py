@@ -15,27 +15,15 @@ patient: structures, voxel counts, centroids, anatomical checks) and ``openkbp.y
 every converted patient). The recipe's manifests (``manifest.yaml``, ``eval-openkbp-test.yaml`` in
 ``recipes/mome-mini-2/``) are rewritten with paths relative to the recipe folder.
 
-Geometry (undocumented by OpenKBP; established from the data, see ``conversion.json`` and
-``Testing/test_openkbp.py``): the CSV index is a C-order ravel of a ``(128, 128, 128)`` array
-``a[row, column, slice]`` with
-
-* row → patient **posterior** (the mandible has small rows, the spinal cord large ones),
-* column → patient **left** (the left parotid has the larger column in every patient),
-* slice → patient **inferior** (the brainstem has small slices, the oesophagus large ones),
-
-i.e. DICOM's axial layout with slices stored head first. ``voxel_dimensions.csv`` gives the spacing
-as (row, column, slice) in mm; rows and columns are equally spaced in every patient. We write the
-slices in reverse so the NIfTI has the identity LPS direction (x → left, y → posterior, z →
-superior); the origin is synthetic: the centre of the 128³ grid's first voxel is (0, 0, 0), as
-OpenKBP publishes none. Every file is then cropped to the body (HU > -500) and the masks plus 10 mm
-(``crop_xyz`` in ``conversion.json``); cropping keeps each voxel's physical position. CT values are
-HU + 1024; voxels absent from ``ct.csv`` are air (-1024 HU).
+The reading of one patient (CSV layout, geometry, structure names → vocabulary keys, cropping to
+the body) lives in the engine, ``mome/data/openkbp.py`` (``mome sample`` uses it too); its
+docstring says how the geometry was established. This script adds what only training needs:
+per-patient statistics and anatomical checks, quality flags and the manifests.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -48,21 +36,8 @@ import numpy as np
 import SimpleITK as sitk
 import yaml
 
-GRID = (128, 128, 128)  # (row, column, slice), the shape OpenKBP's own data loader reshapes to
-HU_OFFSET = 1024  # ct.csv value = HU + 1024
-BODY_HU = -500  # fat is about -100 HU, air -1000: the body outline lies in between
-CROP_MARGIN_MM = 10.0
-# OpenKBP structure file → MoME vocabulary key. The PTVs (PTV56/63/70) are treatment targets drawn
-# for one plan, not anatomy, and are not converted.
-STRUCTURES = {
-    "Brainstem": "brainstem",
-    "SpinalCord": "spinal_cord",
-    "RightParotid": "parotid_gland_right",
-    "LeftParotid": "parotid_gland_left",
-    "Esophagus": "esophagus",
-    "Larynx": "larynx",
-    "Mandible": "mandible",
-}
+from mome.data.openkbp import HU_OFFSET, cropped_images, read_patient, write_images
+
 SPLITS = {"train": "train-pats", "validation": "validation-pats", "test": "test-pats"}
 # Validation patients held out as the training run's ``val`` split (the rest of the official
 # validation set trains). How many, and how they are chosen: see held_out_val().
@@ -128,42 +103,6 @@ class Source:
             return None
 
 
-def _csv_columns(data: bytes) -> np.ndarray:
-    """The rows of an OpenKBP CSV (header ``,data``) as a float array: ``(n, 2)`` index and value
-    for the CT, ``(n, 1)`` indices for a mask (whose value column is empty)."""
-    lines = data.split(b"\n", 1)
-    if len(lines) < 2 or not lines[1].strip():
-        return np.zeros((0, 2))
-    with_values = lines[1].split(b"\n", 1)[0].rstrip(b"\r").split(b",")[1] != b""
-    return np.loadtxt(io.BytesIO(lines[1]), delimiter=",", usecols=(0, 1) if with_values else (0,), ndmin=2)
-
-
-def dense(indices: np.ndarray, values: np.ndarray | float, fill: float, dtype) -> np.ndarray:
-    """A ``(row, column, slice)`` volume from flat C-order indices (OpenKBP's ``np.put`` layout)."""
-    volume = np.full(int(np.prod(GRID)), fill, dtype=dtype)
-    volume[indices.astype(np.int64)] = values
-    return volume.reshape(GRID)
-
-
-# ---------------------------------------------------------------------------------------------
-# Geometry
-# ---------------------------------------------------------------------------------------------
-
-
-def to_image(volume: np.ndarray, spacing_rcs: np.ndarray) -> sitk.Image:
-    """``a[row, column, slice]`` → an LPS image with identity direction (see the module docstring).
-
-    SimpleITK takes arrays as ``[z, y, x]``: z = slice reversed (toward superior), y = row (toward
-    posterior), x = column (toward the patient's left).
-    """
-    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.transpose(2, 0, 1)[::-1]))
-    row, column, slice_ = (float(s) for s in spacing_rcs)
-    image.SetSpacing((column, row, slice_))
-    image.SetOrigin((0.0, 0.0, 0.0))
-    image.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
-    return image
-
-
 def centroid_lps(mask: sitk.Image) -> np.ndarray:
     """Physical (LPS, mm) centroid of a binary mask, computed by ITK from the image's geometry."""
     stats = sitk.LabelShapeStatisticsImageFilter()
@@ -205,52 +144,24 @@ class Patient:
     id: str
 
 
-def body_box(ct: sitk.Image, masks: list[sitk.Image], spacing_xyz) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) x/y/z indices of the body (HU > BODY_HU) and every mask, plus CROP_MARGIN_MM."""
-    keep = sitk.GetArrayViewFromImage(ct) > BODY_HU
-    for mask in masks:
-        keep = keep | (sitk.GetArrayViewFromImage(mask) > 0)
-    zyx = np.argwhere(keep)
-    margin = np.ceil(CROP_MARGIN_MM / np.asarray(spacing_xyz)).astype(int)
-    start = np.maximum(zyx.min(axis=0)[::-1] - margin, 0)
-    end = np.minimum(zyx.max(axis=0)[::-1] + 1 + margin, ct.GetSize())
-    return start, end
-
-
 def convert_patient(source: Source, patient: Patient, out: Path) -> dict:
     """Write one patient's CT and masks; return its record for ``conversion.json``."""
-    ct_bytes = source.read(patient.split, patient.id, "ct.csv")
-    if ct_bytes is None:
-        return {"split": patient.split, "id": patient.id, "skipped": "no CT (file or git blob missing)"}
-    spacing = np.loadtxt(io.BytesIO(source.read(patient.split, patient.id, "voxel_dimensions.csv")))
-    ct = _csv_columns(ct_bytes)
-    hu = dense(ct[:, 0], ct[:, 1] - HU_OFFSET, -HU_OFFSET, np.int16)
-    indices = {}
-    for name, key in STRUCTURES.items():
-        data = source.read(patient.split, patient.id, f"{name}.csv")
-        found = _csv_columns(data)[:, 0].astype(np.int64) if data is not None else np.zeros(0, np.int64)
-        if found.size:  # an empty or absent file: not contoured for this patient (unknown, not absent)
-            indices[key] = found
-
-    images = {"ct": to_image(hu, spacing)}
-    images.update({key: to_image(dense(found, 1, 0, np.uint8), spacing) for key, found in indices.items()})
-    # Most of the 128³ grid is air around the head and neck: cropping to the body keeps training
-    # crops on anatomy and a prepared case ~4x smaller. Slicing keeps each voxel's physical place.
-    start, end = body_box(images["ct"], [images[k] for k in indices], images["ct"].GetSpacing())
+    try:
+        found = read_patient(lambda name: source.read(patient.split, patient.id, name))
+    except FileNotFoundError as exc:  # no CT: its file or git blob is missing
+        return {"split": patient.split, "id": patient.id, "skipped": str(exc)}
+    images, crop = cropped_images(found)
     folder = out / patient.split / patient.id
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, image in images.items():
-        cropped = image[int(start[0]):int(end[0]), int(start[1]):int(end[1]), int(start[2]):int(end[2])]
-        sitk.WriteImage(cropped, str(folder / f"{key}.nii.gz"), useCompression=True)
+    write_images(images, folder / "ct.nii.gz", folder)
 
     masks, centroids = {}, {}
-    flat_hu = hu.reshape(-1)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    for key, found in indices.items():
-        inside = flat_hu[found]
+    flat_hu = found.hu.reshape(-1)
+    voxel_ml = float(np.prod(found.spacing)) / 1000.0
+    for key, indices in found.masks.items():
+        inside = flat_hu[indices]
         masks[key] = {
-            "voxels": int(found.size),
-            "ml": round(found.size * voxel_ml, 2),
+            "voxels": int(indices.size),
+            "ml": round(indices.size * voxel_ml, 2),
             # Mean HU inside: the mandible far above soft tissue shows that CT and masks line up.
             "mean_hu": round(float(inside.mean()), 1),
             # Share of the mask where ct.csv has no value (the CT was cut there): see quality_flags().
@@ -260,9 +171,9 @@ def convert_patient(source: Source, patient: Patient, out: Path) -> dict:
     return {
         "split": patient.split,
         "id": patient.id,
-        "spacing_mm": [float(s) for s in spacing],
-        "ct_voxels_in_csv": int(len(ct)),
-        "crop_xyz": [[int(a), int(b)] for a, b in zip(start, end)],
+        "spacing_mm": [float(s) for s in found.spacing],
+        "ct_voxels_in_csv": found.ct_voxels,
+        "crop_xyz": crop,
         "masks": masks,
         "centroids_lps_mm": {k: [round(float(v), 1) for v in c] for k, c in centroids.items()},
         "anatomy_margin_mm": anatomy_checks(centroids),
