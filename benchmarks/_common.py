@@ -28,10 +28,11 @@ if str(REPO) not in sys.path:
 
 #: Packages the engine uses only off the benchmark path (DICOM, text encoders, Slicer, previews).
 OPTIONAL_MODULES = ("highdicom", "pydicom", "open_clip", "transformers", "slicer", "PIL")
-#: Third-party top-level modules the GPU machine is promised to have (torch, numpy, scipy,
-#: safetensors, einops, pyyaml, tqdm, monai, SimpleITK, pynrrd) and what they need.
+#: Third-party top-level modules the benchmarks need (torch, numpy, scipy, safetensors, einops,
+#: pyyaml, tqdm, monai, SimpleITK, pynrrd, slicerio, packaging) and what they need.
 ALLOWED_THIRD_PARTY = frozenset({
     "torch", "numpy", "scipy", "safetensors", "einops", "yaml", "_yaml", "tqdm", "monai", "SimpleITK", "nrrd",
+    "slicerio", "packaging",  # the .seg.nrrd writer and the model hub's version checks
     # torch's own requirements and helpers
     "typing_extensions", "sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock", "fsspec", "triton",
     "nvidia", "cuda", "functorch", "torchgen", "setuptools", "pkg_resources", "_distutils_hack",
@@ -267,6 +268,34 @@ def run_child(script: Path, job: dict[str, Any], timeout: float | None = None) -
     result = json.loads(lines[-1][len(_RESULT_MARK):])
     result["process_wall_s"] = round(wall, 3)
     return result
+
+
+def result_header(name: str, machine: dict[str, Any]) -> dict[str, Any]:
+    """The fields every result file starts with."""
+    return {"benchmark": name, "created_utc": utc_now(), "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "machine": machine}
+
+
+def check_target(measured: float | None, target: float, applies: bool, note: str = "") -> dict[str, Any]:
+    """A target's entry: ``pass`` is null where the target does not apply to this run."""
+    out: dict[str, Any] = {"target_max": target, "measured": measured}
+    if not applies or measured is None:
+        out["pass"] = None
+        out["note"] = note or "not measured in this run"
+    else:
+        out["pass"] = bool(measured <= target)
+        if note:
+            out["note"] = note
+    return out
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a result file and say so, with a line per target."""
+    write_json(path, result)
+    log(f"wrote {path} ({result.get('total_s')} s)")
+    for name, t in result.get("targets", {}).items():
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t["pass"]]
+        log(f"  {verdict} {name}: {t['measured']} (target ≤ {t['target_max']})")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:

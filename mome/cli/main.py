@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..runtime import tune_allocator
+    from ..runtime import prefer_passive_waiting, tune_allocator
 
     tune_allocator()  # ~2× faster CPU inference and training (see mome/runtime.py)
+    prefer_passive_waiting()  # before torch loads: idle threads sleep instead of spinning (mome/runtime.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)

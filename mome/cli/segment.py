@@ -105,6 +105,9 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_zero_shot)
     warnings = list(parsed.warnings)
 
+    from ..runtime import import_monai_lean
+
+    import_monai_lean()  # seconds less start-up per click: MONAI without its optional packages (mome/runtime.py)
     from ..hub import resolve_model
     from ..inference.reliability import assess, refuse_unreliable
     from ..io.reading import read_ct

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .backbone import MoMESwinUNETR
+from .blocked import mome_class_logits, universal_class_logits
 from .config import DECODER_STAGES, MoMEConfig
 from .experts import ExpertBank
 from .heads import DynamicHeadController, GlobalImageFeature, TextProjection, apply_dynamic_head
@@ -21,14 +22,20 @@ class MoME(nn.Module):
     Medical Experts for Medical Imaging Segmentation", arXiv 2510.26996, 2025.
 
     Only the requested K classes are computed: the backbone and the experts run once per image; the
-    router, fusion and heads run per class, in chunks of ``class_chunk`` classes so that memory stays
-    bounded however many structures are prompted. Each class gets its own sigmoid channel, so an
-    organ and its tumour may overlap.
+    router, fusion and heads run per class. In training they run on whole tensors, in chunks of
+    ``class_chunk`` classes; at inference (no autograd) on blocks of voxels for all classes at once
+    (``blocked.py``: the same values, faster, benchmarks/optimisations.py), so that memory stays
+    bounded however many structures are prompted. Each class gets its own sigmoid channel, so an organ and its
+    tumour may overlap.
 
     Args:
         config: the architecture (:class:`MoMEConfig`); ``variant="universal"`` drops the experts and
             router and is the CLIP-Driven Universal Model baseline.
         class_chunk: classes run through router, fusion and heads at a time (memory, not results).
+
+    Attributes:
+        blocked_inference: at inference, run router, fusion and heads block by block over voxels
+            (default True); False runs them on whole tensors as in training, for comparisons.
 
     Shapes (``forward``):
         image: ``B×C_in×X×Y×Z``, each spatial size a multiple of 32.
@@ -45,6 +52,7 @@ class MoME(nn.Module):
         super().__init__()
         self.config = config
         self.class_chunk = class_chunk
+        self.blocked_inference = True
         c = config
         self.backbone = MoMESwinUNETR(c.in_channels, c.feature_size, c.use_checkpoint)
         self.global_feature = GlobalImageFeature(c.stage_channels("dec4"), c.global_dim)
@@ -81,24 +89,36 @@ class MoME(nn.Module):
         omega = self.text_projection(text.to(image.dtype))  # B×K×256
         heads = self.controller(self.global_feature(stages["dec4"]), omega)
 
+        keys = None
         if self.is_mome:
-            experts = self.experts(stages, size)  # B×N_E×D×X³
-            keys = self.router.keys(experts)
+            experts_or_shared = self.experts(stages, size)  # B×N_E×D×X³
+            keys = self.router.keys(experts_or_shared)
         else:
-            shared = self.precls(stages["out"])  # B×D×X³
+            experts_or_shared = self.precls(stages["out"])  # B×D×X³ shared by every class
 
+        if torch.is_grad_enabled() or not self.blocked_inference:
+            return self._class_logits_whole(omega, heads, experts_or_shared, keys, return_gates)
+        if not self.is_mome:
+            return universal_class_logits(experts_or_shared, heads), None
+        gates = None
+        if return_gates:
+            gates = experts_or_shared.new_empty(b, omega.shape[1], self.config.num_experts, *size)
+        return mome_class_logits(experts_or_shared, keys, omega, heads, self.router, gates), gates
+
+    def _class_logits_whole(self, omega, heads, experts_or_shared, keys, return_gates):
+        """Router, fusion and heads on whole tensors, ``class_chunk`` classes at a time (training)."""
         logits, gates = [], []
         for start in range(0, omega.shape[1], self.class_chunk):
             chunk = slice(start, start + self.class_chunk)
             chunk_heads = [(w[:, chunk], bias[:, chunk]) for w, bias in heads]
             if self.is_mome:
                 g = self.router.gates(keys, omega[:, chunk])
-                fused = self.router.fuse(experts, g)
+                fused = self.router.fuse(experts_or_shared, g)
                 if return_gates:
                     gates.append(g)
             else:
                 k = omega[:, chunk].shape[1]
-                fused = shared[:, None].expand(-1, k, *shared.shape[1:])
+                fused = experts_or_shared[:, None].expand(-1, k, *experts_or_shared.shape[1:])
             logits.append(apply_dynamic_head(fused, chunk_heads))
         out = torch.cat(logits, dim=1)
         return out, (torch.cat(gates, dim=1) if gates else None)
