@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resample the cases and embed the class names into FOLDER, then stop (no training)")
     p.add_argument("--prepared", metavar="FOLDER",
                    help="train from a --prepare-only FOLDER (needs neither the images nor a text encoder)")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="write no TensorBoard event files (default: the config's 'tensorboard', true: "
+                        "OUTPUT/tensorboard, view with `tensorboard --logdir OUTPUT/tensorboard`)")
     add_progress_argument(p)
     p.set_defaults(func=run)
 
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.device = args.device
         if args.prepared:
             cfg.data.prepared = args.prepared
+        if args.no_tensorboard:
+            cfg.tensorboard = False
         if args.prepare_only:
             return _prepare(cfg, args.prepare_only, progress)
         return _train(cfg, args.resume, progress)

@@ -75,6 +75,9 @@ class TrainConfig:
     device: str = "auto"
     validate_every: int = 100
     checkpoint_every: int = 50
+    # TensorBoard event files in <output>/tensorboard (rank 0): loss, lr, validation Dice, step and
+    # data-wait times (training/tracking.py). false: none.
+    tensorboard: bool = True
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
@@ -93,6 +96,8 @@ class TrainConfig:
         if self.keep not in ("best", "last"):
             raise ValueError(f"keep must be 'best' or 'last', got {self.keep!r}")
         augmentation_policy(self.data.augment)
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"tensorboard must be true or false, got {self.tensorboard!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
