@@ -108,7 +108,8 @@ class Trainer:
             from ..text import CachedTextEncoder, build_text_encoder
 
             name = self.base.info.text_encoder if self.base else self.cfg.model.text_encoder
-            self._text_encoder = CachedTextEncoder(build_text_encoder(name))
+            weights = self.cfg.model.text_encoder_weights or None  # clip: a local checkpoint
+            self._text_encoder = CachedTextEncoder(build_text_encoder(name, weights))
         return self._text_encoder
 
     def _class_embeddings(self) -> torch.Tensor:
