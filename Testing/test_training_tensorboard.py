@@ -9,9 +9,9 @@ import torch
 
 from mome.training.config import DataSection, OptimSection, TrainConfig
 from mome.training.trainer import Trainer
-from training_fixtures import base_package, phantom_manifest
+from training_fixtures import base_package, phantom_manifest, tensorboard_scalars
 
-event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+pytest.importorskip("tensorboard", reason="tensorboard (a dependency of mome-seg) is not installed")
 
 PATCH = (64, 64, 64)  # the smallest patch the tiny Swin UNETR trains on (32³ leaves a 1-voxel bottleneck)
 
@@ -35,17 +35,11 @@ def run_config(folder: Path, base: Path, data: Path, steps: int = 3, **kw) -> Tr
                        optim=OptimSection(steps=steps, lr=1e-3, warmup_steps=1))
 
 
-def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={event_accumulator.SCALARS: 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
-
-
 def test_short_run_writes_scalars_per_step(data, tmp_path):
     torch.set_num_threads(1)
     base, prepared = data
     Trainer(run_config(tmp_path / "run", base, prepared)).run()
-    logged = scalars(tmp_path / "run" / "tensorboard")
+    logged = tensorboard_scalars(tmp_path / "run" / "tensorboard")
     for tag in ("train/loss", "train/lr", "time/step_s", "time/data_wait_s"):
         assert [step for step, _ in logged[tag]] == [1, 2, 3], tag
     # Validation at step 2 (validate_every) and at the last step, per class and as the mean.

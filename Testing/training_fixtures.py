@@ -64,3 +64,12 @@ def base_package(folder: Path, patch=(64, 64, 64)) -> Path:
     pre = Preprocessing(spacing=(3.0, 3.0, 3.0), patch_size=tuple(patch))
     package = ModelPackage.from_model(model, PackageInfo("base", "1.0.0"), pre, classes, torch.randn(2, 16))
     return package.save(folder / "base")
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag of the event files in ``folder``: [(step, value), …], as TensorBoard reads them."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={event_accumulator.SCALARS: 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

@@ -11,8 +11,10 @@ from ._common import add_progress_argument, run_reporting_errors
 DESCRIPTION = """\
 Train a MoME model from a config file (model size, dataset manifest, optimiser; see recipes/). The
 result is a model package in the config's output folder; import it with 'mome models import'. Runs
-in one process or under torchrun (DDP). Every problem of the manifest is reported at once before
-anything trains; checkpoints are written as it goes, and Ctrl-C saves one (continue with --resume)."""
+in one process or under torchrun (DDP, one node or several). Every problem of the manifest is reported
+at once before anything trains; checkpoints are written as it goes, and Ctrl-C or SIGTERM saves one
+(under torchrun every rank stops after the same step; continue with --resume). TensorBoard event
+files go to OUTPUT/tensorboard (tensorboard --logdir OUTPUT/tensorboard)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
