@@ -84,9 +84,22 @@ def wait_all(nodes: list[subprocess.Popen], logs: Path, timeout: float) -> list[
         return [p.wait(timeout=max(1.0, timeout)) for p in nodes]
     except subprocess.TimeoutExpired:
         for p in nodes:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
+            _kill_agent_and_ranks(p.pid)
         pytest.fail("the nodes did not finish in time:\n" + _logs(logs))
+
+
+def _kill_agent_and_ranks(agent: int) -> None:
+    """SIGKILL a torchrun agent and its ranks, which torchrun starts in sessions of their own (so killing
+    the agent's process group would leave them running)."""
+    try:
+        children = Path(f"/proc/{agent}/task/{agent}/children").read_text().split()
+    except OSError:  # gone already, or not Linux
+        children = []
+    for pid in [agent, *map(int, children)]:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _logs(logs: Path) -> str:
