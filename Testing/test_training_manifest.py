@@ -134,3 +134,27 @@ def test_seg_nrrd_cases_and_folders_know_their_classes(tmp_path):
 
     with pytest.raises(ManifestError, match="'labels'.*'masks' or 'seg_nrrd'"):
         load_manifest(_manifest(tmp_path, [{"name": "x", "cases": [{"id": "n", "image": p["image"].name}]}]))
+
+
+def test_include_combines_per_dataset_manifests_with_weights(tmp_path):
+    """How the paper recipe combines the importers' per-dataset manifests: paths stay relative to
+    each included file, the including entry's weight wins, and every problem is still listed."""
+    sub = phantom_manifest(tmp_path / "data")  # data/manifest.json, dataset "phantom", weight 1
+    other = tmp_path / "data" / "other.json"
+    case = {"id": "c", "image": "case0_image.nii.gz", "labels": "case0_labels.nii.gz"}
+    other.write_text(json.dumps({"name": "o", "datasets": [
+        {"name": "other", "weight": 3.0, "label_map": {"1": "liver", "2": None}, "cases": [case]}]}))
+    combined = _manifest(tmp_path, [{"include": "data/manifest.json", "weight": 2.5}, {"include": "data/other.json"}])
+    manifest = load_manifest(combined)
+    assert manifest.dataset_weights == {"phantom": 2.5, "other": 3.0}
+    assert manifest.cases()[0].image == sub.parent / "case0_image.nii.gz"
+    assert validate_manifest(manifest, load_vocabulary()) == []
+
+    broken = _manifest(tmp_path, [{"include": "data/missing.yaml"}, {"include": "m.json"},
+                                  {"include": "data/other.json", "weight": 0, "name": "x"}])
+    with pytest.raises(ManifestError) as err:
+        load_manifest(broken)
+    text = str(err.value)
+    assert "missing.yaml does not exist (write it with `mome data import`)" in text
+    assert "includes itself" in text
+    assert "unknown keys ['name']" in text and "weight must be a positive number" in text

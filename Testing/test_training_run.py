@@ -12,26 +12,14 @@ import torch
 import torch.multiprocessing as mp
 
 from mome.model import MoME, MoMEConfig
-from mome.package import ModelPackage, PackageClass, PackageInfo, Preprocessing
+from mome.package import ModelPackage
 from mome.training.checkpoint import load_checkpoint
 from mome.training.config import DataSection, OptimSection, TrainConfig
 from mome.training.finetune import apply_freeze
 from mome.training.trainer import Trainer
-from mome.vocabulary import load_vocabulary
-from training_fixtures import phantom_manifest
+from training_fixtures import base_package, phantom_manifest
 
 PATCH = (64, 64, 64)
-
-
-def base_package(folder: Path) -> Path:
-    """A tiny base model whose package carries liver/spleen embeddings (no text encoder needed)."""
-    torch.manual_seed(0)
-    vocab = load_vocabulary()
-    classes = [PackageClass.from_structure(vocab.get(k)) for k in ("liver", "spleen")]
-    model = MoME(MoMEConfig.from_size("tiny", text_dim=16))
-    pre = Preprocessing(spacing=(3.0, 3.0, 3.0), patch_size=PATCH)
-    package = ModelPackage.from_model(model, PackageInfo("base", "1.0.0"), pre, classes, torch.randn(2, 16))
-    return package.save(folder / "base")
 
 
 def config(tmp_path: Path, base: Path, manifest: Path, out: str, steps: int, **kw) -> TrainConfig:
@@ -47,7 +35,7 @@ def config(tmp_path: Path, base: Path, manifest: Path, out: str, steps: int, **k
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("train")
-    return folder, base_package(folder), phantom_manifest(folder / "data", n_train=2, n_val=1)
+    return folder, base_package(folder, PATCH), phantom_manifest(folder / "data", n_train=2, n_val=1)
 
 
 class InterruptAt:

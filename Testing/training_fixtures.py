@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import torch
+
+from mome.model import MoME, MoMEConfig
+from mome.package import ModelPackage, PackageClass, PackageInfo, Preprocessing
+from mome.vocabulary import load_vocabulary
 
 
 def write_phantom_case(folder: Path, name: str, size=(48, 48, 48), spacing=(3.0, 3.0, 3.0), seed=0):
@@ -47,3 +52,24 @@ def phantom_manifest(folder: Path, n_train=1, n_val=1) -> Path:
     path = folder / "manifest.json"
     path.write_text(json.dumps(manifest))
     return path
+
+
+def base_package(folder: Path, patch=(64, 64, 64)) -> Path:
+    """A tiny base model whose package carries liver/spleen embeddings (no text encoder needed); runs
+    fine-tuned from it train at its 3 mm grid and ``patch``."""
+    torch.manual_seed(0)
+    vocab = load_vocabulary()
+    classes = [PackageClass.from_structure(vocab.get(k)) for k in ("liver", "spleen")]
+    model = MoME(MoMEConfig.from_size("tiny", text_dim=16))
+    pre = Preprocessing(spacing=(3.0, 3.0, 3.0), patch_size=tuple(patch))
+    package = ModelPackage.from_model(model, PackageInfo("base", "1.0.0"), pre, classes, torch.randn(2, 16))
+    return package.save(folder / "base")
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag of the event files in ``folder``: [(step, value), …], as TensorBoard reads them."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={event_accumulator.SCALARS: 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

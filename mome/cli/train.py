@@ -11,8 +11,10 @@ from ._common import add_progress_argument, run_reporting_errors
 DESCRIPTION = """\
 Train a MoME model from a config file (model size, dataset manifest, optimiser; see recipes/). The
 result is a model package in the config's output folder; import it with 'mome models import'. Runs
-in one process or under torchrun (DDP). Every problem of the manifest is reported at once before
-anything trains; checkpoints are written as it goes, and Ctrl-C saves one (continue with --resume)."""
+in one process or under torchrun (DDP, one node or several). Every problem of the manifest is reported
+at once before anything trains; checkpoints are written as it goes, and Ctrl-C or SIGTERM saves one
+(under torchrun every rank stops after the same step; continue with --resume). TensorBoard event
+files go to OUTPUT/tensorboard (tensorboard --logdir OUTPUT/tensorboard)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resample the cases and embed the class names into FOLDER, then stop (no training)")
     p.add_argument("--prepared", metavar="FOLDER",
                    help="train from a --prepare-only FOLDER (needs neither the images nor a text encoder)")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="write no TensorBoard event files (default: the config's 'tensorboard', true: "
+                        "OUTPUT/tensorboard, view with `tensorboard --logdir OUTPUT/tensorboard`)")
     add_progress_argument(p)
     p.set_defaults(func=run)
 
@@ -45,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.device = args.device
         if args.prepared:
             cfg.data.prepared = args.prepared
+        if args.no_tensorboard:
+            cfg.tensorboard = False
         if args.prepare_only:
             return _prepare(cfg, args.prepare_only, progress)
         return _train(cfg, args.resume, progress)

@@ -15,6 +15,9 @@ class ModelSection:
     size: str = "tiny"
     variant: str = "mome"
     text_encoder: str = "minilm"  # or "clip" (needs weights)
+    # clip: a local open_clip ViT-B-32 checkpoint (OpenAI weights, e.g. open_clip_pytorch_model.bin);
+    # training never downloads one. Only needed where the class names are embedded (preparation).
+    text_encoder_weights: str = ""
     router_top_k: int | None = None
 
 
@@ -75,6 +78,9 @@ class TrainConfig:
     device: str = "auto"
     validate_every: int = 100
     checkpoint_every: int = 50
+    # TensorBoard event files in <output>/tensorboard (rank 0): loss, lr, validation Dice, step and
+    # data-wait times (training/tracking.py). false: none.
+    tensorboard: bool = True
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
@@ -93,6 +99,8 @@ class TrainConfig:
         if self.keep not in ("best", "last"):
             raise ValueError(f"keep must be 'best' or 'last', got {self.keep!r}")
         augmentation_policy(self.data.augment)
+        if not isinstance(self.tensorboard, bool):
+            raise ValueError(f"tensorboard must be true or false, got {self.tensorboard!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +137,9 @@ class TrainConfig:
             value = getattr(cfg.data, key)
             if value and not Path(value).is_absolute():
                 setattr(cfg.data, key, str((path.parent / value).resolve()))
+        weights = cfg.model.text_encoder_weights
+        if weights and not Path(weights).expanduser().is_absolute():
+            cfg.model.text_encoder_weights = str((path.parent / weights).resolve())
         base = cfg.base_model
         if base and ("/" in base or base.endswith(".zip")) and not Path(base).is_absolute():
             cfg.base_model = str((path.parent / base).resolve())  # a package path; a plain name stays a name

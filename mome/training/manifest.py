@@ -20,6 +20,16 @@ A manifest is JSON or YAML::
         cases:                        # or one Slicer segmentation per case (segments mapped by
           - {id: ct7, image: ct7.nrrd, seg_nrrd: ct7.seg.nrrd, split: val}   # terminology, then name)
 
+**Combining manifests.** An entry ``{include: other.yaml, weight: 2.0}`` in ``datasets`` adds every
+dataset of another manifest (``weight``, when given, replaces theirs). That is how several datasets
+are trained together: ``mome data import`` writes one manifest per dataset, which can be re-imported
+on its own, and one small manifest lists them with their weights (``recipes/paper/manifest.yaml``)::
+
+    name: paper
+    datasets:
+      - {include: data/btcv.yaml, weight: 1.0}
+      - {include: data/abdomenct-1k.yaml, weight: 2.0}
+
 A class a dataset does not annotate is *unknown* for its cases, never background. A label value
 mapped to ``null`` is a structure outside the vocabulary of this run (background for the mapped
 classes). ``roi`` restricts a case to an index range per axis (x, y, z; start inclusive, end
@@ -141,12 +151,16 @@ def load_manifest(path: str | Path) -> Manifest:
     return manifest_from_dict(data, path.parent, source=path)
 
 
-def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = None) -> Manifest:
+def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = None,
+                       _including: tuple[Path, ...] = ()) -> Manifest:
     problems: list[str] = []
     datasets = []
     if not isinstance(data, dict) or not data.get("datasets"):
         raise ManifestError(["the manifest needs a non-empty 'datasets' list"])
     for i, d in enumerate(data["datasets"]):
+        if isinstance(d, dict) and "include" in d:
+            datasets += _included(d, root, problems, (*_including, *([source.resolve()] if source else [])))
+            continue
         name = d.get("name") or f"dataset{i + 1}"
         try:
             label_map = {int(k): (str(v) if v else None) for k, v in (d.get("label_map") or {}).items()}
@@ -198,6 +212,35 @@ def manifest_from_dict(data: dict[str, Any], root: Path, source: Path | None = N
     if problems:
         raise ManifestError(problems)
     return Manifest(str(data.get("name", "dataset")), datasets, source)
+
+
+def _included(entry: dict[str, Any], root: Path, problems: list[str], including: tuple[Path, ...]) -> list[Dataset]:
+    """The datasets of an ``{include: FILE, weight: W}`` entry; what is wrong with it goes to ``problems``."""
+    path = _resolve(root, str(entry["include"]))
+    extra = sorted(set(entry) - {"include", "weight"})
+    if extra:
+        problems.append(f"include {entry['include']}: unknown keys {extra}; an include takes 'include' and 'weight'")
+    if path.resolve() in including:
+        problems.append(f"include {entry['include']}: {path} includes itself (through {len(including)} file(s))")
+        return []
+    if not path.is_file():
+        problems.append(f"include {entry['include']}: {path} does not exist (write it with `mome data import`)")
+        return []
+    try:
+        text = path.read_text()
+        sub = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        datasets = manifest_from_dict(sub, path.parent, source=path, _including=including).datasets
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        problems.append(f"include {entry['include']}: not valid {path.suffix[1:].upper()}: {exc}")
+        return []
+    except ManifestError as exc:
+        problems += [f"{path.name}: {p}" for p in exc.problems]
+        return []
+    if "weight" in entry:
+        weight = _weight(entry["weight"], f"include {entry['include']}", problems)
+        for d in datasets:
+            d.weight = weight
+    return datasets
 
 
 def _weight(value, name: str, problems: list[str]) -> float:

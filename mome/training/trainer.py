@@ -20,14 +20,16 @@ from ..model import MoME, MoMEConfig
 from ..package import ModelPackage, PackageClass, PackageInfo, Preprocessing
 from ..progress import NullProgress, Progress
 from ..vocabulary import Vocabulary, load_vocabulary
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, state_digest
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_mean, barrier, setup_distributed
+from .distributed import DistInfo, all_reduce_mean, barrier, gather, setup_distributed
 from .finetune import apply_freeze
 from .loss import MaskedBCEDiceLoss
 from .manifest import Manifest, ManifestError, load_manifest
 from .prepared import PreparedData
 from .sampling import TrainingCrops, shard, training_loader
+from .stopping import StopRequests
+from .tracking import open_tracking
 from .validation import validate
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,8 @@ class Trainer:
             from ..text import CachedTextEncoder, build_text_encoder
 
             name = self.base.info.text_encoder if self.base else self.cfg.model.text_encoder
-            self._text_encoder = CachedTextEncoder(build_text_encoder(name))
+            weights = self.cfg.model.text_encoder_weights or None  # clip: a local checkpoint
+            self._text_encoder = CachedTextEncoder(build_text_encoder(name, weights))
         return self._text_encoder
 
     def _class_embeddings(self) -> torch.Tensor:
@@ -204,30 +207,47 @@ class Trainer:
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             scaler.load_state_dict(ckpt["scaler"])
-            torch.set_rng_state(ckpt["torch_rng"])
+            rank_rng = ckpt.get("rank_rng") or []
+            torch.set_rng_state(rank_rng[self.dist.rank] if len(rank_rng) == self.dist.world_size
+                                else ckpt["torch_rng"])
             start, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
             best_state = ckpt.get("best_state")
             log.info("resumed at step %d", start)
 
-        def checkpoint(step: int) -> None:
-            if self.dist.is_main:
-                save_checkpoint(self.out, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "step": step, "best": best, "best_state": best_state,
-                    "history": history, "classes": self.classes, "config": cfg.to_dict(),
-                })
+        def checkpoint(step: int, collective: bool = True) -> None:
+            """Rank 0 writes; with ``collective`` (every rank calls it) the checkpoint also records each
+            rank's weight digest and RNG state, and different digests are reported."""
+            own = {"digest": state_digest(model.state_dict()), "rng": torch.get_rng_state()}
+            ranks = gather(own, self.dist) if collective else [own]
+            if not self.dist.is_main:
+                return
+            digests = [r["digest"] for r in ranks]
+            if len(set(digests)) > 1:
+                log.error("step %d: the ranks hold different weights (digests %s); DDP lost sync", step, digests)
+            save_checkpoint(self.out, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "rank_rng": [r["rng"] for r in ranks],
+                "rank_digests": digests, "step": step, "best": best, "best_state": best_state,
+                "history": history, "classes": self.classes, "config": cfg.to_dict(),
+            })
 
         model.train()
-        t0, completed = time.monotonic(), start
+        t0, completed, stopped = time.monotonic(), start, False
+        tracking = open_tracking(self.out, cfg.tensorboard and self.dist.is_main, start, cfg.to_dict())
         batches = iter(training_loader(crops, start, cfg.data.num_workers, pin_memory=self.device.type == "cuda",
                                        prefetch_factor=cfg.data.prefetch_factor))
+        stops = StopRequests(self.dist).install()  # under DDP: a signal stops every rank after the same step
         try:
             for step in range(start, opt_cfg.steps):
+                step_t0 = time.monotonic()
+                data_wait = 0.0
                 optimizer.zero_grad(set_to_none=True)
                 total = 0.0
                 for micro in range(opt_cfg.accumulation):
+                    wait_t0 = time.monotonic()
                     batch = next(batches)
+                    data_wait += time.monotonic() - wait_t0
                     chosen = self._step_classes(batch, step, micro, kinds)
                     with autocast_for(self.device, opt_cfg.amp):
                         logits = ddp(batch.image.to(self.device), embeddings[chosen])
@@ -239,6 +259,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(params, opt_cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
+                lr = scheduler.get_last_lr()[0]  # the rate this step used
                 scheduler.step()
                 completed = step + 1
                 loss_value = all_reduce_mean(torch.tensor(total), self.dist).item()
@@ -246,25 +267,37 @@ class Trainer:
                 elapsed = time.monotonic() - t0
                 eta = elapsed / max(1, done - start) * (opt_cfg.steps - done)
                 history.append({"step": done, "loss": round(loss_value, 5)})
+                tracking.train_step(done, loss_value, lr, time.monotonic() - step_t0, data_wait)
                 self.progress.update("train", done / opt_cfg.steps, f"step {done}/{opt_cfg.steps} loss {loss_value:.4f}",
                                      step=done, loss=loss_value, lr=scheduler.get_last_lr()[0], eta_s=round(eta))
                 if self.dist.is_main and val_cases and (done % cfg.validate_every == 0 or done == opt_cfg.steps):
+                    val_t0 = time.monotonic()
                     dice = validate(model, val_cases, self.classes, embeddings, pre.patch_size, self.device)
                     score = float(np.mean(list(dice.values()))) if dice else 0.0
                     history[-1]["val_dice"] = dice
+                    tracking.validation(done, dice, score, time.monotonic() - val_t0)
                     self.progress.update("validate", done / opt_cfg.steps, f"mean Dice {score:.3f}",
                                          step=done, val_dice=dice, mean_dice=score)
                     if score > best["score"]:
                         best = {"score": score, "dice": dice, "step": done}
                         best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                if done % cfg.checkpoint_every == 0 or done == opt_cfg.steps:
+                stopped = stops.agreed() and done < opt_cfg.steps  # asked on the last step: just finish
+                if done % cfg.checkpoint_every == 0 or done == opt_cfg.steps or stopped:
                     checkpoint(done)
                 barrier(self.dist)
-        except KeyboardInterrupt:
-            checkpoint(completed)  # at most the current step is lost; `--resume` continues from here
+                if stopped:
+                    break
+        except KeyboardInterrupt:  # one process: Ctrl-C / SIGTERM (the CLI turns it into this) mid-step
+            checkpoint(completed, collective=False)  # at most the current step is lost; `--resume` continues
             raise
         finally:
+            stops.restore()
+            tracking.close()
             del batches  # stops the DataLoader's worker processes now rather than at garbage collection
+        if stopped:
+            log.info("stopped after step %d on request; the checkpoint is in %s (continue with --resume)",
+                     completed, self.out)
+            raise KeyboardInterrupt  # the CLI reports a cancelled run, as without DDP
 
         path = None
         kept = best if cfg.keep == "best" else _last_validation(history)
