@@ -34,3 +34,12 @@ def _limit_threads():
     except ImportError:
         pass
     yield
+
+
+@pytest.fixture
+def server():
+    """A loopback HTTP server (hub_fixtures.LoopbackServer) for download tests: nothing leaves the machine."""
+    from hub_fixtures import LoopbackServer
+
+    with LoopbackServer() as s:
+        yield s

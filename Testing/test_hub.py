@@ -44,12 +44,6 @@ def packages(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
-
-
 def entry_for(server: LoopbackServer, data: bytes, **changes) -> RegistryEntry:
     url = server.serve("tiny-test-1.0.0.zip", data)
     fields = {"name": "tiny-test", "version": "1.0.0", "url": url, "sha256": sha256_bytes(data), "size": len(data)}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hub_fixtures import LoopbackServer, build_package, registry_item, write_registry
+from hub_fixtures import build_package, registry_item, write_registry
 from mome.cli.main import main
 from mome.hub import ModelStore
 
@@ -19,12 +19,6 @@ from mome.hub import ModelStore
 def packages(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("packages")
     return {"zip": build_package(root / "tiny-1.0.0.zip"), "0.9.0": build_package(root / "tiny-0.9.0", version="0.9.0")}
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
 
 
 @pytest.fixture

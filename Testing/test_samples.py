@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hub_fixtures import LoopbackServer
 from mome.cli.main import main
 from mome.resource_files import find_sample
 from mome.training.manifest import load_manifest
@@ -78,12 +77,6 @@ def remote_entry(base_url: str, files: dict[str, bytes]) -> dict:
 @pytest.fixture(scope="module")
 def patient() -> dict[str, bytes]:
     return synthetic_patient()
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
 
 
 @pytest.fixture

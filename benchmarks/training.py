@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.size:
         sizes[size] = benchmark_size(args, size, device)
     result = {
-        "benchmark": NAME,
-        "created_utc": common.utc_now(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine,
+        **common.result_header(NAME, machine),
         "settings": {
             "device": args.device, "sizes": args.size, "patch": args.patch, "batch": 1, "classes_k": args.classes,
             "warmup_steps": args.warmup, "timed_steps": args.steps, "memory_steps": MEMORY_STEPS,

@@ -349,10 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     } for stage in ("prepare", "train") for n in args.cases if n == 24}
     first, last = str(args.cases[0]), str(args.cases[-1])
     result = {
-        "benchmark": NAME,
-        "created_utc": common.utc_now(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine,
+        **common.result_header(NAME, machine),
         "settings": {
             "cases": args.cases, "spacing_mm": SPACING, "patch": PATCH, "crops_per_step": CROPS_PER_STEP,
             "model": "tiny MoME, MiniLM text encoder", "steps_per_train_run": args.steps,
