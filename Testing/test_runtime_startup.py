@@ -93,3 +93,27 @@ def test_a_hard_requirement_of_a_hidden_package_falls_back_to_a_normal_import(tm
     assert result["lean"] is False
     assert result["dependency"] is True
     assert "_HideOtherPackages" not in result["finders"]
+
+
+def test_packages_are_hidden_from_the_importing_thread_only(tmp_path):
+    """`mome segment` reads the CT in a thread while MONAI loads; that thread's imports (pydicom for a
+    DICOM series) must not be hidden."""
+    import threading
+
+    from mome.runtime import _HideOtherPackages
+
+    site = tmp_path / "site-packages"
+    (site / "late_package").mkdir(parents=True)
+    (site / "late_package" / "__init__.py").write_text("")
+    sys.path.insert(0, str(site))
+    try:
+        finder = _HideOtherPackages(frozenset())
+        with pytest.raises(ModuleNotFoundError, match="hidden while MONAI loads"):
+            finder.find_spec("late_package")
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(finder.find_spec("late_package")))
+        other.start()
+        other.join()
+        assert seen == [None]  # the normal finders decide for the other thread
+    finally:
+        sys.path.remove(str(site))

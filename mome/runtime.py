@@ -4,7 +4,11 @@
   (``M_MMAP_THRESHOLD``/``M_TRIM_THRESHOLD``); a 3D network on the CPU frees and re-allocates tens of
   MB per layer, so the process spends ~40 % of its time in page faults. Keeping up to 1 GiB of freed
   memory for re-use roughly halves CPU inference time (measured in benchmarks/; see the issue notes).
-  It does not raise the peak: the memory is reused, not kept in addition.
+  The price is fragmentation: blocks kept in the heap are not always the right size for the next
+  request, so the peak grows by up to the amount kept. Inference commands take that trade (their
+  peak is bounded by the window batch); ``mome train`` and ``mome finetune`` keep glibc's default,
+  because a training run's memory must stay bounded (24 cases, tiny model: 1.9 GB instead of 2.6 GB
+  peak RSS, for ~20 % slower CPU steps; ``benchmarks/training_data.py``).
 * **Thread waiting** (:func:`prefer_passive_waiting`). PyTorch's OpenMP threads spin-wait for work
   between operations by default. When the machine has other work (a Slicer session, other jobs), a
   spinning thread takes the core from the thread that has work, and each of the network's thousands
@@ -26,6 +30,7 @@ import importlib.abc
 import importlib.machinery
 import os
 import sys
+import threading
 from pathlib import Path
 
 _M_TRIM_THRESHOLD = -1
@@ -69,14 +74,17 @@ def prefer_passive_waiting() -> bool:
 
 class _HideOtherPackages(importlib.abc.MetaPathFinder):
     """Makes installed packages (found in a site-packages folder) outside ``allowed`` that are not
-    imported yet look absent; the standard library and everything already imported are untouched."""
+    imported yet look absent to the thread that created it; the standard library, everything
+    already imported and other threads' imports (``mome segment`` reads the CT meanwhile) are
+    untouched."""
 
     def __init__(self, allowed: frozenset[str]):
         self.allowed = allowed
+        self.thread = threading.get_ident()
 
     def find_spec(self, name, path=None, target=None):  # noqa: ARG002 - the finder protocol
         # Only top-level names: a submodule's package is already imported, hence allowed.
-        if "." in name or name in self.allowed or name in sys.modules:
+        if "." in name or name in self.allowed or name in sys.modules or threading.get_ident() != self.thread:
             return None  # the normal finders decide
         spec = importlib.machinery.PathFinder.find_spec(name)
         origin = (spec.origin or next(iter(spec.submodule_search_locations or []), "")) if spec else ""

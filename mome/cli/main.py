@@ -13,6 +13,8 @@ from .. import __version__
 
 # Each module defines ``register(subparsers)``; its parser's ``func(args) -> int`` runs the command.
 SUBCOMMANDS = ("segment", "classes", "models", "train", "finetune", "evaluate", "data", "sample")
+#: Commands whose peak memory must stay bounded keep glibc's default allocator (mome/runtime.py).
+BOUNDED_MEMORY_COMMANDS = ("train", "finetune")
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
@@ -33,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from ..runtime import prefer_passive_waiting, tune_allocator
 
-    tune_allocator()  # ~2× faster CPU inference and training (see mome/runtime.py)
     prefer_passive_waiting()  # before torch loads: idle threads sleep instead of spinning (mome/runtime.py)
     args = build_parser().parse_args(argv)
+    if args.command not in BOUNDED_MEMORY_COMMANDS:
+        tune_allocator()  # ~2× faster CPU inference, for a higher peak (mome/runtime.py)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     if hasattr(signal, "SIGBREAK"):  # Windows: what the Slicer modules send to stop a run

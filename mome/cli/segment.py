@@ -22,6 +22,7 @@ import argparse
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,6 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     parsed = parse_prompts(args.prompts, load_vocabulary(), allow_free_text=args.allow_zero_shot)
     warnings = list(parsed.warnings)
 
-    from ..runtime import import_monai_lean
-
-    import_monai_lean()  # seconds less start-up per click: MONAI without its optional packages (mome/runtime.py)
     from ..hub import resolve_model
     from ..inference.reliability import assess, refuse_unreliable
     from ..io.reading import read_ct
@@ -118,8 +116,14 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     reliability = assess(parsed.classes, meta)
     refuse_unreliable(reliability, meta, args.allow_zero_shot, args.allow_not_learned)
 
+    # The CT is read (SimpleITK decompresses it without holding the GIL) while torch and MONAI are
+    # imported: the two largest parts of a click's start-up overlap (cold start, issue 13).
     progress.update("load", 0.0, "reading the CT")
-    loaded = read_ct(args.input)  # a truncated file fails here
+    reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mome-read").submit(read_ct, args.input)
+    from ..runtime import import_monai_lean
+
+    import_monai_lean()  # seconds less start-up per click: MONAI without its optional packages (mome/runtime.py)
+    loaded = reading.result()  # a truncated file fails here
     warnings += loaded.warnings
     if "dicom_seg" in outputs and not loaded.dicom_files:
         raise RequestError(

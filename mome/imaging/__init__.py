@@ -6,7 +6,7 @@ and right organs), so both go through these functions; nothing above this packag
 grid, resamples, or swaps axes on its own.
 """
 
-from .box import bounding_box
+from .box import bounding_box, label_boxes
 from .grid import GeometryMismatchError, Grid, GridLike, assert_same_grid, grid_differences, same_grid
 from .intensity import AIR_HU, scale_intensity
 from .layout import from_network_layout, network_array, to_network_layout
@@ -20,6 +20,7 @@ __all__ = [
     "GridLike",
     "assert_same_grid",
     "bounding_box",
+    "label_boxes",
     "from_network_layout",
     "grid_differences",
     "model_grid",

@@ -1,4 +1,4 @@
-"""The one bounding box of a mask, as the numpy slices that crop it."""
+"""Bounding boxes as the numpy slices that crop them: of one mask, or of every label of a label map."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[sli
     return tuple(
         slice(max(0, s.start - int(m)), min(n, s.stop + int(m))) for s, m, n in zip(boxes[0], margins, mask.shape)
     )
+
+
+def label_boxes(labels: np.ndarray, max_label: int) -> list[tuple[slice, ...] | None]:
+    """Bounding box of each label value ``1..max_label`` of an integer label map (None where the
+    label is absent), in one pass over the array instead of one per label."""
+    boxes = ndimage.find_objects(labels, max_label=max_label)
+    return list(boxes) + [None] * (max_label - len(boxes))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ..imaging import Grid, bounding_box
+from ..imaging import Grid, label_boxes
 from ..vocabulary.codes import SegmentDescriptor
 from ..vocabulary.terminology import (
     ALGORITHM_NAME_TAG,
@@ -30,6 +30,11 @@ from ..vocabulary.terminology import (
 from .masks import assign_layers, check_count, checked_masks, label_dtype
 
 BINARY_LABELMAP = "Binary labelmap"
+
+
+#: gzip level of the voxels. Level 1 compresses a 512×512×300 label map ~6× faster than pynrrd's
+#: default 9 (0.12 s instead of 0.78 s), for a file of 0.6 MB instead of 0.2 MB (issue-13 notes).
+GZIP_LEVEL = 1
 
 
 def write_seg_nrrd(
@@ -69,6 +74,9 @@ def write_seg_nrrd(
     volumes = np.zeros((layer_count, *grid.array_shape), dtype=label_dtype(len(arrays)))
     for index, (mask, layer) in enumerate(zip(arrays, layers, strict=True)):
         volumes[layer][mask] = index + 1
+    # Every segment's box from its layer's label map: one pass per layer, not one per segment.
+    per_layer = [label_boxes(volume, len(arrays)) for volume in volumes]
+    boxes = [per_layer[layer][index] for index, layer in enumerate(layers)]
     entries = terminology_entries or [slicer_terminology_entry(s, GENERAL_ANATOMY_CONTEXT_NAME) for s in segments]
     segmentation = {
         # Written in C index order: a (z, y, x) array has x fastest; the layers go last so that they
@@ -82,19 +90,19 @@ def write_seg_nrrd(
         "Segmentation_SourceRepresentation": BINARY_LABELMAP,
         "referenceImageExtentOffset": [0, 0, 0],
         "segments": [
-            _segment(index, segment, layers[index], arrays[index], entries[index], algorithm_name,
+            _segment(index, segment, layers[index], boxes[index], entries[index], algorithm_name,
                      segment_tags[index] if segment_tags is not None else {})
             for index, segment in enumerate(segments)
         ],
     }
     target = Path(path)
-    slicerio.write_segmentation(str(target), segmentation, index_order="C")
+    slicerio.write_segmentation(str(target), segmentation, compression_level=GZIP_LEVEL, index_order="C")
     return target
 
 
-def _segment(index: int, segment: SegmentDescriptor, layer: int, mask: np.ndarray, entry: str,
+def _segment(index: int, segment: SegmentDescriptor, layer: int, box: tuple[slice, ...] | None, entry: str,
              algorithm_name: str, extra_tags: Mapping[str, str]) -> dict[str, Any]:
-    box = bounding_box(mask)  # (z, y, x) slices
+    """Slicer's segment fields; ``box``: the (z, y, x) slices of the segment's voxels, None when empty."""
     tags = {TERMINOLOGY_TAG: _tag_value(entry)} if entry else {}
     tags.update({ALGORITHM_TYPE_TAG: "AUTOMATIC", ALGORITHM_NAME_TAG: _tag_value(algorithm_name)})
     tags.update({key: _tag_value(value) for key, value in extra_tags.items()})

@@ -8,6 +8,8 @@ import torch
 from monai.networks.nets import SwinUNETR
 from torch import nn
 
+from .attention import use_chunked_window_attention
+
 
 # Older MONAI (< 1.6) has no fused-attention option and keeps its explicit attention.
 _HAS_FLASH_OPTION = "use_flash_attention" in inspect.signature(SwinUNETR.__init__).parameters
@@ -22,9 +24,11 @@ class MoMESwinUNETR(SwinUNETR):
     MoME's class heads replace it, and an unused parameter would break DDP.
 
     Window attention runs through PyTorch's fused ``scaled_dot_product_attention`` at inference
-    (MONAI's ``use_flash_attention``, MONAI ≥ 1.6; training keeps MONAI's explicit attention): the
-    same values within float rounding, about 1.6× faster on the CPU, with fewer window-sized
-    intermediates (the scores and their softmax stay inside the fused kernel).
+    (MONAI's ``use_flash_attention``, MONAI ≥ 1.6): the same values within float rounding, about
+    1.6× faster on the CPU, with fewer window-sized intermediates (the scores and their softmax stay
+    inside the fused kernel). Training on the CPU runs it a few windows at a time and keeps only
+    ``q``, ``k``, ``v`` for the backward pass (``attention.py``: a bounded training peak); training
+    on a GPU keeps MONAI's explicit attention.
 
     Args:
         in_channels: image channels.
@@ -51,6 +55,7 @@ class MoMESwinUNETR(SwinUNETR):
             **fused_attention,
         )
         self.out = nn.Identity()
+        use_chunked_window_attention(self.swinViT)
 
     def forward(self, x_in: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[override]
         if not torch.jit.is_scripting() and not torch.jit.is_tracing():
