@@ -138,3 +138,25 @@ def test_a_complete_gzip_of_too_few_voxels_is_truncated(ct: sitk.Image, tmp_path
     packed.write_bytes(gzip.compress(plain.read_bytes()[:-5000]))
     check = check_file_complete(packed)
     assert check.code == "truncated" and "header describes" in check.message
+
+
+@pytest.mark.parametrize("layout", ["members", "padded"])
+def test_whole_gzip_files_of_several_members_or_with_zero_padding_pass(ct: sitk.Image, tmp_path: Path,
+                                                                       monkeypatch, layout: str) -> None:
+    """bgzip and concatenated files hold several gzip members; some tools pad with zeros. Small read
+    and output steps put member ends and padding across step boundaries."""
+    from mome.io import plausibility
+
+    monkeypatch.setattr(plausibility, "_GZIP_READ_BYTES", 4096)
+    monkeypatch.setattr(plausibility, "_GZIP_OUTPUT_BYTES", 10_000)
+    plain = tmp_path / "ct.nii"
+    sitk.WriteImage(sitk.Cast(ct, sitk.sitkInt16), str(plain))
+    data = plain.read_bytes()
+    path = tmp_path / "ct.nii.gz"
+    if layout == "members":
+        path.write_bytes(b"".join(gzip.compress(data[i:i + 30_000]) for i in range(0, len(data), 30_000)))
+    else:
+        path.write_bytes(gzip.compress(data) + bytes(9000))
+    assert check_file_complete(path).ok
+    path.write_bytes(path.read_bytes().rstrip(b"\0")[:-7])  # the last member cut short
+    assert check_file_complete(path).code == "truncated"

@@ -117,3 +117,20 @@ def test_packages_are_hidden_from_the_importing_thread_only(tmp_path):
         assert seen == [None]  # the normal finders decide for the other thread
     finally:
         sys.path.remove(str(site))
+
+
+@pytest.mark.skipif(find_spec("monai") is None, reason="needs MONAI")
+def test_mome_segment_keeps_monai_lean_and_skips_the_dicom_stack(tmp_path):
+    """A real `mome segment` of the bundled sample to .seg.nrrd: nothing it imports before MONAI may
+    pull in scipy (MONAI would then import scipy.signal and scipy.stats, ~0.5 s of every click), and
+    pydicom/highdicom load only for DICOM input or DICOM-SEG output."""
+    result = run_fresh(f"""
+        import json, sys
+        from mome.cli.main import main
+        from mome.resource_files import sample
+        code = main(["segment", str(sample("example_ct").path), "--prompts", "liver", "--fast", "--device", "cpu",
+                     "--output", {str(tmp_path / "out.seg.nrrd")!r}, "--progress", "none"])
+        print(json.dumps({{"code": code, "loaded": sorted(m for m in ("scipy.signal", "scipy.stats", "pydicom",
+                                                                      "highdicom") if m in sys.modules)}}))
+    """)
+    assert result == {"code": 0, "loaded": []}

@@ -108,6 +108,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
     from ..hub import resolve_model
     from ..inference.reliability import assess, refuse_unreliable
+    from ..io.plausibility import check_file_complete
     from ..io.reading import read_ct
     from ..package import read_package_json
 
@@ -116,14 +117,14 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     reliability = assess(parsed.classes, meta)
     refuse_unreliable(reliability, meta, args.allow_zero_shot, args.allow_not_learned)
 
-    # The CT is read (SimpleITK decompresses it without holding the GIL) while torch and MONAI are
-    # imported: the two largest parts of a click's start-up overlap (cold start, issue 13).
+    # A compressed CT is inflated once to check it is whole (mome/io/plausibility.py); zlib does that
+    # without holding the GIL, so it runs while torch and MONAI are imported (cold start, issue 13).
     progress.update("load", 0.0, "reading the CT")
-    reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mome-read").submit(read_ct, args.input)
+    checking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mome-check").submit(check_file_complete, args.input)
     from ..runtime import import_monai_lean
 
     import_monai_lean()  # seconds less start-up per click: MONAI without its optional packages (mome/runtime.py)
-    loaded = reading.result()  # a truncated file fails here
+    loaded = read_ct(args.input, file_check=checking.result())  # a truncated file fails here
     warnings += loaded.warnings
     if "dicom_seg" in outputs and not loaded.dicom_files:
         raise RequestError(
@@ -291,7 +292,6 @@ def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any, a
     """kind → function writing that output to the (temporary) path it is given."""
     from dataclasses import replace
 
-    from ..io.dicom_seg import write_dicom_seg
     from ..io.labelmap import write_labelmap
     from ..io.legend import labelmap_overlaps, overlap_lines, write_itksnap_labels, write_slicer_color_table
     from ..io.preview import render_preview
@@ -316,6 +316,8 @@ def _writers(outputs: dict[str, Path], result: Any, loaded: Any, package: Any, a
         "preview": lambda path: render_preview(path, image, masks, segments),
     }
     if "dicom_seg" in outputs:
+        from ..io.dicom_seg import write_dicom_seg  # pydicom and highdicom (0.3 s): only when asked for
+
         regions = {d.key: d.anatomic_region for d in segments if d.anatomic_region is not None}
         writers["dicom_seg"] = lambda path: write_dicom_seg(
             path, masks, image, loaded.dicom_files, segments, algorithm_name=f"MoME {package.info.name}",

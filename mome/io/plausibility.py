@@ -90,7 +90,7 @@ class ImplausibleInputError(ImageReadError):
 # ---------------------------------------------------------------------------------------- file
 def check_file_complete(path: str | os.PathLike[str]) -> InputCheck:
     """A truncated or corrupt gzip stream, or a NIfTI file shorter than its header says, fails."""
-    source = Path(path)
+    source = Path(path).expanduser()
     if not source.is_file():
         return PASSED  # folders (DICOM series) and missing files are the reader's to report
     suffix = full_suffix(source).lower()
@@ -123,12 +123,35 @@ def _damaged(code: str, message: str, **measurements: float) -> InputCheck:
     return InputCheck(ok=False, code=code, message=message, overridable=False, measurements=measurements)
 
 
+#: Compressed bytes read, and decompressed bytes made, per step of :func:`_gzip_length`: zlib releases
+#: the GIL while it inflates, so large steps let the check run beside other Python work.
+_GZIP_READ_BYTES = 4 << 20
+_GZIP_OUTPUT_BYTES = 32 << 20
+
+
 def _gzip_length(path: Path) -> int:
-    """Decompressed size; reading to the end checks the end-of-stream marker and the CRC."""
-    total = 0
-    with gzip.open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            total += len(block)
+    """Decompressed size of every gzip member; inflating to the end checks each member's end-of-stream
+    marker, CRC and length (``zlib.error`` for damaged data, ``EOFError`` for a cut-off stream)."""
+    total, member_started = 0, False
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_GZIP_READ_BYTES):
+            while chunk:
+                if not member_started:
+                    chunk = chunk.lstrip(b"\0")  # gzip tolerates zero padding after a member
+                    if not chunk:
+                        break
+                member_started = True
+                total += len(decompressor.decompress(chunk, _GZIP_OUTPUT_BYTES))
+                chunk = decompressor.unconsumed_tail
+                if decompressor.eof:  # a member ended; another may follow (bgzip, concatenated files)
+                    chunk = decompressor.unused_data
+                    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    member_started = False
+    if member_started:
+        total += len(decompressor.flush())  # output still held back by the last step's limit
+        if not decompressor.eof:
+            raise EOFError("the compressed data ends before its end-of-stream marker")
     return total
 
 
