@@ -33,7 +33,8 @@ BINARY_LABELMAP = "Binary labelmap"
 
 
 #: gzip level of the voxels. Level 1 compresses a 512×512×300 label map ~6× faster than pynrrd's
-#: default 9 (0.12 s instead of 0.78 s), for a file of 0.6 MB instead of 0.2 MB (issue-13 notes).
+#: default 9, for a file a few times larger (1.9 MB instead of 0.5 MB for mome-mini's 5 structures on
+#: the benchmark CT; benchmarks/results/inference-cpu-idle.json).
 GZIP_LEVEL = 1
 
 
