@@ -61,7 +61,7 @@ def test_is_a_no_op_that_says_so_off_linux(monkeypatch):
 
 @pytest.mark.parametrize("argv, tuned", [(["classes"], True), (["train", "missing.yaml"], False),
                                          (["finetune", "--data", "missing.yaml"], False)])
-def test_training_commands_keep_the_default_allocator(monkeypatch, capsys, argv, tuned):
+def test_training_commands_keep_the_default_allocator(monkeypatch, argv, tuned):
     """Kept blocks fragment the heap: training keeps its peak bounded with glibc's default."""
     import mome.runtime
     from mome.cli.main import main

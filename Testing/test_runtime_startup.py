@@ -96,8 +96,8 @@ def test_a_hard_requirement_of_a_hidden_package_falls_back_to_a_normal_import(tm
 
 
 def test_packages_are_hidden_from_the_importing_thread_only(tmp_path):
-    """`mome segment` reads the CT in a thread while MONAI loads; that thread's imports (pydicom for a
-    DICOM series) must not be hidden."""
+    """`mome segment` checks its input file in a thread while MONAI loads: nothing that thread imports
+    may be hidden from it."""
     import threading
 
     from mome.runtime import _HideOtherPackages

@@ -8,7 +8,7 @@
   request, so the peak grows by up to the amount kept. Inference commands take that trade (their
   peak is bounded by the window batch); ``mome train`` and ``mome finetune`` keep glibc's default,
   because a training run's memory must stay bounded (24 cases, tiny model: 1.9 GB instead of 2.6 GB
-  peak RSS, for ~20 % slower CPU steps; ``benchmarks/training_data.py``).
+  peak RSS, for ~10–20 % slower CPU steps; ``benchmarks/training_data.py``).
 * **Thread waiting** (:func:`prefer_passive_waiting`). PyTorch's OpenMP threads spin-wait for work
   between operations by default. When the machine has other work (a Slicer session, other jobs), a
   spinning thread takes the core from the thread that has work, and each of the network's thousands
@@ -75,8 +75,8 @@ def prefer_passive_waiting() -> bool:
 class _HideOtherPackages(importlib.abc.MetaPathFinder):
     """Makes installed packages (found in a site-packages folder) outside ``allowed`` that are not
     imported yet look absent to the thread that created it; the standard library, everything
-    already imported and other threads' imports (``mome segment`` reads the CT meanwhile) are
-    untouched."""
+    already imported and other threads' imports (``mome segment`` checks its input file
+    meanwhile) are untouched."""
 
     def __init__(self, allowed: frozenset[str]):
         self.allowed = allowed
