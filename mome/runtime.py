@@ -73,20 +73,20 @@ def prefer_passive_waiting() -> bool:
 
 
 class _HideOtherPackages(importlib.abc.MetaPathFinder):
-    """Makes installed packages (found in a site-packages folder) outside ``allowed`` that are not
-    imported yet look absent to the thread that created it; the standard library, everything
-    already imported and other threads' imports (``mome segment`` checks its input file
-    meanwhile) are untouched."""
+    """Makes modules of installed packages (found in a site-packages folder) outside ``allowed``
+    that are not imported yet look absent to the thread that created it, submodules included: a
+    package imported earlier (scipy, for ``scipy.ndimage``) must not let MONAI pull in the rest of it
+    (``scipy.signal``, ``scipy.stats``). The standard library, every module already imported and
+    other threads' imports (``mome segment`` checks its input file meanwhile) are untouched."""
 
     def __init__(self, allowed: frozenset[str]):
         self.allowed = allowed
         self.thread = threading.get_ident()
 
     def find_spec(self, name, path=None, target=None):  # noqa: ARG002 - the finder protocol
-        # Only top-level names: a submodule's package is already imported, hence allowed.
-        if "." in name or name in self.allowed or name in sys.modules or threading.get_ident() != self.thread:
+        if name.partition(".")[0] in self.allowed or name in sys.modules or threading.get_ident() != self.thread:
             return None  # the normal finders decide
-        spec = importlib.machinery.PathFinder.find_spec(name)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
         origin = (spec.origin or next(iter(spec.submodule_search_locations or []), "")) if spec else ""
         if any(part in ("site-packages", "dist-packages") for part in Path(origin or "").parts):
             raise ModuleNotFoundError(f"{name} is hidden while MONAI loads (mome.runtime.import_monai_lean)",

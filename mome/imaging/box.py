@@ -5,17 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-# scipy.ndimage is imported where it is used: `mome segment` checks its input file before MONAI is
-# imported, and MONAI imports half of scipy (scipy.signal, scipy.stats: ~0.5 s) when it finds scipy
-# already loaded (mome/runtime.py, import_monai_lean).
+from scipy import ndimage
 
 
 def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...] | None:
     """Slices (in the array's axis order) of the non-zero voxels of ``mask``, grown by ``margin``
     voxels (one number, or one per axis) and clipped to the array; None when ``mask`` is empty."""
-    from scipy import ndimage
-
     labels = mask.view(np.uint8) if mask.dtype == bool else (mask != 0).view(np.uint8)
     boxes = ndimage.find_objects(labels, max_label=1)
     if not boxes or boxes[0] is None:
@@ -29,7 +24,5 @@ def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[sli
 def label_boxes(labels: np.ndarray, max_label: int) -> list[tuple[slice, ...] | None]:
     """Bounding box of each label value ``1..max_label`` of an integer label map (None where the
     label is absent), in one pass over the array instead of one per label."""
-    from scipy import ndimage
-
     boxes = ndimage.find_objects(labels, max_label=max_label)
     return list(boxes) + [None] * (max_label - len(boxes))
