@@ -62,9 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", type=Path, help="also write a PNG preview with the masks overlaid")
     p.add_argument("--model", default=None,
                    help="installed model NAME[@VERSION] or package folder/.zip (default: the active model, else mome-mini)")
-    p.add_argument("--fast", action="store_true", help="coarser resampling (package fast_spacing): quicker, less precise")
+    p.add_argument("--fast", action="store_true",
+                   help="quicker, less precise: the package's coarser grid (fast_spacing) and windows overlapping by "
+                        "a quarter instead of half (as the model card's figures were measured)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="compute device (default: auto)")
-    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap in [0, 1) (default 0.5)")
+    p.add_argument("--overlap", type=float, default=None,
+                   help="sliding-window overlap in [0, 1) (default 0.5; 0.25 with --fast)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument("--sw-batch-size", type=int, default=None, help="windows per forward pass (default: from free memory)")
     p.add_argument("--no-postprocess", action="store_true", help="switch off all anatomical clean-up")
@@ -97,7 +100,7 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
     from ..vocabulary import load_vocabulary, parse_prompts
 
-    if not 0 <= args.overlap < 1:
+    if args.overlap is not None and not 0 <= args.overlap < 1:
         raise RequestError(f"--overlap must be in [0, 1), got {args.overlap}")
     if not 0 < args.threshold < 1:
         raise RequestError(f"--threshold must be between 0 and 1, got {args.threshold}")
@@ -108,7 +111,6 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
 
     from ..hub import resolve_model
     from ..inference.reliability import assess, refuse_unreliable
-    from ..io.plausibility import check_file_complete
     from ..io.reading import read_ct
     from ..package import read_package_json
 
@@ -117,14 +119,14 @@ def _segment(args: argparse.Namespace, progress: Progress) -> int:
     reliability = assess(parsed.classes, meta)
     refuse_unreliable(reliability, meta, args.allow_zero_shot, args.allow_not_learned)
 
-    # A compressed CT is inflated once to check it is whole (mome/io/plausibility.py); zlib does that
-    # without holding the GIL, so it runs while torch and MONAI are imported (cold start, issue 13).
+    # The CT is read while torch and MONAI are imported (cold start, issue 13): zlib, SimpleITK and
+    # numpy's reductions release the GIL, so reading and importing share the two cores of a laptop.
     progress.update("load", 0.0, "reading the CT")
-    checking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mome-check").submit(check_file_complete, args.input)
+    reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mome-read").submit(read_ct, args.input)
     from ..runtime import import_monai_lean
 
     import_monai_lean()  # seconds less start-up per click: MONAI without its optional packages (mome/runtime.py)
-    loaded = read_ct(args.input, file_check=checking.result())  # a truncated file fails here
+    loaded = reading.result()  # its errors (a truncated file, not a CT) are raised here
     warnings += loaded.warnings
     if "dicom_seg" in outputs and not loaded.dicom_files:
         raise RequestError(

@@ -41,11 +41,8 @@ class LoadedImage:
     input_check: InputCheck = PASSED
 
 
-def read_ct(path: str | os.PathLike[str], file_check: InputCheck | None = None) -> LoadedImage:
+def read_ct(path: str | os.PathLike[str]) -> LoadedImage:
     """Read a CT from a volume file, a DICOM series folder or one file of a DICOM series.
-
-    ``file_check``: the result of :func:`~mome.io.plausibility.check_file_complete` on ``path`` when
-    the caller ran it already (``mome segment`` runs it beside its imports); by default it runs here.
 
     Raises :class:`ImageReadError` for inputs MoME cannot segment (a truncated file:
     :class:`~mome.io.plausibility.ImplausibleInputError`); soft problems (several series in a
@@ -65,7 +62,7 @@ def read_ct(path: str | os.PathLike[str], file_check: InputCheck | None = None) 
         loaded = _load_series(source, _dicom().series_of_file(source), [])
     else:
         # SimpleITK reads a cut-off NIfTI as if the rest were zeros: check the file first.
-        (file_check or check_file_complete(source)).raise_if_failed()
+        check_file_complete(source).raise_if_failed()
         loaded = LoadedImage(image=_read_file(source), source=source)
     loaded.image = _as_scalar_3d(loaded.image, source, loaded.warnings)
     loaded.input_check = check_ct_values(loaded.image, source.name)
