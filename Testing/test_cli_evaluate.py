@@ -69,3 +69,15 @@ def test_output_is_strict_json_even_when_nothing_is_predicted(data: Path, tmp_pa
         dices = [row["classes"][key]["dice"] for row in result["per_case"] if key in row["classes"]]
         assert metrics["cases"] == len(dices) and metrics["dice"] == pytest.approx(np.mean(dices))
         assert metrics["dice_sd"] == (pytest.approx(np.std(dices, ddof=1)) if len(dices) > 1 else None)
+
+
+def test_the_window_overlap_is_the_fast_modes_unless_told_and_is_recorded(data: Path, tmp_path: Path, capsys):
+    package = random_package(preprocessing=PRE, class_keys=["liver", "spleen"]).save(tmp_path / "pkg")
+    for given, expected in ((None, 0.25), ("0.5", 0.5)):
+        out = tmp_path / f"metrics-{expected}.json"
+        extra = ["--overlap", given] if given else []
+        assert main(["evaluate", "--model", str(package), "--data", str(data), "--out", str(out),
+                     "--progress", "none", *extra]) == 0
+        assert _strict(out.read_text())["sliding_window"] == {"patch_size": [64, 64, 64], "overlap": expected}
+    assert main(["evaluate", "--model", str(package), "--data", str(data), "--overlap", "1", "--progress", "none"]) == 2
+    assert "--overlap must be in [0, 1), got 1.0" in capsys.readouterr().err

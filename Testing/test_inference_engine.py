@@ -19,7 +19,8 @@ from mome.inference import (
     resolve_device,
 )
 from mome.inference.device import run_with_oom_fallback
-from mome.inference.sliding import sliding_window_probabilities, window_count
+from mome.inference.preprocess import prepare_image
+from mome.inference.sliding import FAST_OVERLAP, FULL_OVERLAP, sliding_window_probabilities, window_count
 from mome.inference.targets import text_cache_dir
 from mome.package import Preprocessing
 from mome.vocabulary import free_text_class, load_vocabulary
@@ -83,6 +84,19 @@ def test_window_count_matches_the_windows_monai_visits(size, overlap):
     # Gaussian blending of a voxel-wise function gives the function back (up to float16 stitching).
     expected = torch.sigmoid(50 * (image[0, 0].float() - model.levels[0]))
     assert torch.allclose(out[0].float(), expected, atol=4e-3)
+
+
+@pytest.mark.parametrize("fast,overlap,expected", [(False, None, FULL_OVERLAP), (True, None, FAST_OVERLAP),
+                                                   (True, 0.5, 0.5), (False, 0.0, 0.0)])
+def test_fast_mode_overlaps_windows_by_a_quarter_unless_told_otherwise(ct, fast, overlap, expected):
+    # fast_spacing equal to spacing (as in mome-mini): only the overlap tells the two modes apart.
+    same_grid = Preprocessing(spacing=(4.0, 4.0, 4.0), fast_spacing=(4.0, 4.0, 4.0), patch_size=(32, 32, 32))
+    progress = RecordingProgress()
+    segmenter(random_package(preprocessing=same_grid), fast=fast, overlap=overlap).segment(ct, ["liver"], progress=progress)
+    visited = [e[2]["windows"] for e in progress.events if "windows" in e[2]][-1]
+    size = prepare_image(ct, same_grid, fast=fast).tensor.shape[2:]
+    assert visited == window_count(size, (32, 32, 32), expected)
+    assert window_count(size, (32, 32, 32), FAST_OVERLAP) < window_count(size, (32, 32, 32), FULL_OVERLAP)
 
 
 def test_progress_runs_through_the_stages_in_order_and_ends_at_one(package, ct):

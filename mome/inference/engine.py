@@ -32,7 +32,7 @@ from .errors import Cancelled
 from .postprocess import PostprocessOptions, constrain_probabilities, postprocess_masks
 from .preprocess import PreparedImage, prepare_image
 from .resample_back import mask_on_source, probabilities_on_source
-from .sliding import choose_sw_batch_size, sliding_window_probabilities
+from .sliding import FAST_OVERLAP, FULL_OVERLAP, choose_sw_batch_size, sliding_window_probabilities
 from .targets import ClassLike, TargetClass, class_embeddings, resolve_targets
 
 # Share of the progress bar each stage takes (inference dominates on any device).
@@ -60,15 +60,19 @@ class SegmentationResult:
 class Segmenter:
     """Segments CT images with one model package; the network is built once and reused.
 
+    ``fast``: the package's ``fast_spacing`` and windows overlapping by :data:`FAST_OVERLAP` instead of
+    :data:`FULL_OVERLAP`, unless ``overlap`` is given.
     ``model`` replaces the package's network (any module with ``forward(image B×1×P³, text K×T) →
     logits B×K×P³``), and ``text_encoder`` the package's text encoder for untrained classes; both
     exist for tests and benchmarks.
     """
 
     def __init__(self, package: ModelPackage, device: str | torch.device = "auto", fast: bool = False,
-                 overlap: float = 0.5, postprocess: PostprocessOptions | None = None,
+                 overlap: float | None = None, postprocess: PostprocessOptions | None = None,
                  sw_batch_size: int | None = None, keep_probabilities: bool = False,
                  model: nn.Module | None = None, text_encoder: Any = None, vocabulary: Vocabulary | None = None):
+        if overlap is None:  # fast mode: the package's coarser grid and fewer windows
+            overlap = FAST_OVERLAP if fast else FULL_OVERLAP
         if not 0 <= overlap < 1:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
         self.package = package

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..inference.sliding import sliding_window_probabilities
+from ..inference.sliding import FAST_OVERLAP, sliding_window_probabilities
 from .prepared import PreparedCase
 
 
 def predict_case(model, case: PreparedCase, embeddings: torch.Tensor, patch_size, device,
-                 overlap: float = 0.25) -> np.ndarray:
+                 overlap: float = FAST_OVERLAP) -> np.ndarray:
     """Binary predictions ``K×X×Y×Z`` (the prepared arrays' layout) for every class of the run,
     from the sliding window inference uses; ``model`` must be on ``device``."""
     image = torch.as_tensor(case.image[None])
