@@ -701,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     process_settings = cli_process_settings()  # before torch is imported, as `mome segment` does
     started = time.perf_counter()
     load_start = common.load_average()
+    from mome.inference.sliding import FAST_OVERLAP, FULL_OVERLAP
     from mome.package import ModelPackage
 
     machine = common.machine_info(args.device)
@@ -730,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
             "stored_values": sum(t.numel() for t in package.state_dict.values()),
         })
         if tuple(package.preprocessing.fast_spacing) == tuple(package.preprocessing.spacing):
-            model["note"] = "fast_spacing equals spacing in this package: --fast and full mode do the same work"
+            model["note"] = (f"fast_spacing equals spacing in this package: --fast differs from full mode only in "
+                             f"the windows' overlap ({FAST_OVERLAP} instead of {FULL_OVERLAP})")
 
         cold = None
         if args.workload == "mini" and not args.skip_cold_start:
