@@ -6,10 +6,11 @@
     python benchmarks/peer_nnunet.py --quick           # smoke test: small CT, 3 mm pair only
 
 Two pairs, each timed end to end in fresh processes on the same 512×512×300 CT and device, in
-alternating order round after round (so that load changes on a shared machine hit both alike):
+rotating order round after round (so that load changes on a shared machine hit every side alike):
 
-* **3 mm**: mome-mini ``--fast`` with K = 5 prompts against nnU-Net's 3d_fullres network planned at
-  3 mm with 117 classes (TotalSegmentator's ``--fast`` mode runs one such network);
+* **3 mm**: mome-mini ``--fast`` with K = 5 prompts (and, in the same rounds, its full mode) against
+  nnU-Net's 3d_fullres network planned at 3 mm with 117 classes (TotalSegmentator's ``--fast`` mode
+  runs one such network);
 * **1.5 mm**: a random-weight paper-size MoME (feature size 48, 96³ windows) with K = 20 prompts
   against nnU-Net's 3d_fullres network planned at 1.5 mm with 24 classes (TotalSegmentator's normal
   mode runs five of these, one per part of its 117 classes).
@@ -98,46 +99,50 @@ def run_nnunet(python: str, job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def time_pair(pair: str, rounds: int, mome_job: dict[str, Any], nnunet_job: dict[str, Any],
+def time_pair(pair: str, rounds: int, mome_jobs: dict[str, dict[str, Any]], nnunet_job: dict[str, Any],
               python: str) -> dict[str, Any]:
-    """``rounds`` end-to-end runs of each side, alternating which goes first."""
+    """``rounds`` end-to-end runs of each side (every MoME job and nnU-Net), rotating which goes first.
+
+    ``mome_jobs``: side name → end-to-end job, e.g. ``{"mome": fast, "mome_full": full}``; each side is
+    reported under its name, with its ratios to nnU-Net as ``<side>_over_nnunet_*``.
+    """
     script = Path(inference.__file__).resolve()
-    mome_runs, nnunet_runs = [], []
+    sides = [*mome_jobs, "nnunet"]
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for r in range(rounds):
-        order = ("mome", "nnunet") if r % 2 == 0 else ("nnunet", "mome")
-        for side in order:
-            if side == "mome":
-                result = common.run_child(script, mome_job)
-                mome_runs.append(inference.collect_end_to_end(result))
-                seconds = mome_runs[-1]["end_to_end_s"]["median"]
+        for side in sides[r % len(sides):] + sides[:r % len(sides)]:
+            if side == "nnunet":
+                runs[side].append(run_nnunet(python, nnunet_job))
+                seconds = runs[side][-1]["end_to_end_s"]
             else:
-                nnunet_runs.append(run_nnunet(python, nnunet_job))
-                seconds = nnunet_runs[-1]["end_to_end_s"]
+                runs[side].append(inference.collect_end_to_end(common.run_child(script, mome_jobs[side])))
+                seconds = runs[side][-1]["end_to_end_s"]["median"]
             common.log(f"{pair} round {r + 1}/{rounds}: {side} {seconds:.1f} s end to end")
-    mome_e2e = [m["end_to_end_s"]["median"] for m in mome_runs]
-    mome_net = [m["segment_stages_median_s"]["inference"] for m in mome_runs]
-    nn_e2e = [n["end_to_end_s"] for n in nnunet_runs]
-    nn_net = [n["network_s"] for n in nnunet_runs]
-    return {
-        "rounds": rounds,
-        "mome": {
-            "end_to_end_s": common.summary(mome_e2e, 3),
-            "network_s": common.summary(mome_net, 3),
-            "prompts": mome_job["prompts"],
-            "fast": mome_job["fast"],
-            "peak_rss_bytes": max(m["peak_rss_bytes"] for m in mome_runs),
-            "runs": mome_runs,
-        },
-        "nnunet": {
-            "end_to_end_s": common.summary(nn_e2e, 3),
-            "network_s": common.summary(nn_net, 3),
-            "peak_rss_bytes": max(n["peak_rss_bytes"] for n in nnunet_runs),
-            "runs": nnunet_runs,
-        },
-        "mome_over_nnunet_end_to_end": common.ratio(common.median(mome_e2e), common.median(nn_e2e)),
-        "mome_over_nnunet_end_to_end_paired": round(common.median([m / n for m, n in zip(mome_e2e, nn_e2e)]), 3),
-        "mome_over_nnunet_network": common.ratio(common.median(mome_net), common.median(nn_net)),
+    nn_e2e = [n["end_to_end_s"] for n in runs["nnunet"]]
+    nn_net = [n["network_s"] for n in runs["nnunet"]]
+    result: dict[str, Any] = {"rounds": rounds}
+    for side, job in mome_jobs.items():
+        e2e = [m["end_to_end_s"]["median"] for m in runs[side]]
+        net = [m["segment_stages_median_s"]["inference"] for m in runs[side]]
+        result[side] = {
+            "end_to_end_s": common.summary(e2e, 3),
+            "network_s": common.summary(net, 3),
+            "prompts": job["prompts"],
+            "fast": job["fast"],
+            "peak_rss_bytes": max(m["peak_rss_bytes"] for m in runs[side]),
+            "runs": runs[side],
+        }
+        result[f"{side}_over_nnunet_end_to_end"] = common.ratio(common.median(e2e), common.median(nn_e2e))
+        result[f"{side}_over_nnunet_end_to_end_paired"] = round(
+            common.median([m / n for m, n in zip(e2e, nn_e2e)]), 3)
+        result[f"{side}_over_nnunet_network"] = common.ratio(common.median(net), common.median(nn_net))
+    result["nnunet"] = {
+        "end_to_end_s": common.summary(nn_e2e, 3),
+        "network_s": common.summary(nn_net, 3),
+        "peak_rss_bytes": max(n["peak_rss_bytes"] for n in runs["nnunet"]),
+        "runs": runs["nnunet"],
     }
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,20 +179,23 @@ def main(argv: list[str] | None = None) -> int:
                        f"{plan['parameters'] / 1e6:.1f} M parameters")
             if pair == "3mm":
                 model_path, model = inference.locate_default_model(args.model, workdir)
-                mome_job = inference.end_to_end_job("mome-mini-fast", ct_path, model_path, args.device, True,
-                                                    inference.PROMPTS_K5, 1, workdir)
+                # The target is for fast mode; full mode (half-overlapping windows, as nnU-Net's tile
+                # step) is timed in the same rounds, so that both trade-offs are side by side.
+                mome_jobs = {side: inference.end_to_end_job(f"mome-mini-{mode}", ct_path, model_path, args.device,
+                                                            mode == "fast", inference.PROMPTS_K5, 1, workdir)
+                             for side, mode in (("mome", "fast"), ("mome_full", "full"))}
                 rounds = args.rounds
             else:
                 model_path, model = inference.paper_package(workdir)
-                mome_job = inference.end_to_end_job("mome-paper-k20", ct_path, model_path, args.device, False,
-                                                    inference.paper_prompts(20), 1, workdir)
+                mome_jobs = {"mome": inference.end_to_end_job("mome-paper-k20", ct_path, model_path, args.device,
+                                                              False, inference.paper_prompts(20), 1, workdir)}
                 rounds = args.rounds_paper
             nnunet_job = {"kind": "predict", "root": str(nnunet_root), "model_folder": plan["model_folder"],
                           "ct": str(ct_path), "output": str(workdir / f"nnunet-{which}.nii.gz"),
                           "workdir": str(workdir / f"nnunet-{which}"), "device": args.device}
             Path(nnunet_job["workdir"]).mkdir(exist_ok=True)
             pairs[pair] = {"mome_model": model, "nnunet_plan": plan,
-                           **time_pair(pair, rounds, mome_job, nnunet_job, python)}
+                           **time_pair(pair, rounds, mome_jobs, nnunet_job, python)}
             if pair == "1.5mm":
                 # TotalSegmentator's normal mode runs five such networks on the same resampled CT.
                 nn = pairs[pair]["nnunet"]

@@ -23,7 +23,7 @@ from .device import autocast_for
 FULL_OVERLAP = 0.5
 #: Window overlap of the fast mode and of every held-out evaluation (``mome evaluate``, training's
 #: validation): a quarter of a patch, so a 3 mm abdomen (122×101×112) needs 12 windows of 64³
-#: instead of 27, and fast mode computes exactly what the model cards report.
+#: instead of 27, and fast mode runs the windows the model cards' figures were measured with.
 FAST_OVERLAP = 0.25
 
 #: ``on_window(done, total)`` is called after each batch of windows; it may raise to stop the run.
