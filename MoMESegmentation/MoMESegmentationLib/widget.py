@@ -330,7 +330,7 @@ class Widget(qt.QWidget, VTKObservationMixin):
             if params is None:
                 self.setStatus(_("Not segmented: the volume does not look like a CT in Hounsfield units."))
                 return
-            params.device = self.checkGpu(params.device, params.fast)
+            params.device = self.checkGpu(params.device)
             if params.device is None:
                 return
             self.setStatus(_("Checking MoME's Python packages..."))
@@ -348,9 +348,9 @@ class Widget(qt.QWidget, VTKObservationMixin):
         self.setStatus(_("Starting MoME..."))
         self.timer.start()
 
-    def checkGpu(self, device: str, fast: bool) -> str | None:
+    def checkGpu(self, device: str) -> str | None:
         """The device to use after the GPU-memory check (None: the user cancelled)."""
-        advice = gpu_advice(device, fast, query_gpu() if device != "cpu" else None)
+        advice = gpu_advice(device, query_gpu() if device != "cpu" else None)
         if advice is None:
             return device
         self.appendLog(advice)
