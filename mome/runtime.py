@@ -77,7 +77,7 @@ class _HideOtherPackages(importlib.abc.MetaPathFinder):
     that are not imported yet look absent to the thread that created it, submodules included: a
     package imported earlier (scipy, for ``scipy.ndimage``) must not let MONAI pull in the rest of it
     (``scipy.signal``, ``scipy.stats``). The standard library, every module already imported and
-    other threads' imports (``mome segment`` checks its input file meanwhile) are untouched."""
+    other threads' imports (``mome segment`` reads its input CT meanwhile) are untouched."""
 
     def __init__(self, allowed: frozenset[str]):
         self.allowed = allowed

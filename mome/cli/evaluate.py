@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which cases of the manifest to evaluate (their 'split' field; default: val)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="compute device (default: cpu)")
     p.add_argument("--nsd-tolerance", type=float, default=2.0, help="surface Dice tolerance in mm (default: 2)")
-    p.add_argument("--overlap", type=float, default=0.25,
+    p.add_argument("--overlap", type=float, default=None,
                    help="sliding-window overlap in [0, 1) (default 0.25, as 'mome segment --fast'; its full mode uses 0.5)")
     p.add_argument("--out", help="write the metrics JSON here (default: stdout)")
     add_progress_argument(p)
@@ -41,12 +41,15 @@ def run(args: argparse.Namespace) -> int:
         from ..training.evaluate import evaluate_package
         from ..training.manifest import load_manifest
 
-        if not 0 <= args.overlap < 1:
-            raise ValueError(f"--overlap must be in [0, 1), got {args.overlap}")
+        from ..inference.sliding import FAST_OVERLAP
+
+        overlap = FAST_OVERLAP if args.overlap is None else args.overlap
+        if not 0 <= overlap < 1:
+            raise ValueError(f"--overlap must be in [0, 1), got {overlap}")
         manifest = load_manifest(args.data)
         package = ModelPackage.load(resolve_model(args.model))
         result = evaluate_package(package, manifest, args.split, args.device, args.nsd_tolerance, progress,
-                                  overlap=args.overlap)
+                                  overlap=overlap)
         text = json.dumps(result, indent=2, allow_nan=False)  # valid JSON: a missing distance is null
         if args.out:
             with atomic_write(Path(args.out)) as tmp:
